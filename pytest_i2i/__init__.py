@@ -1,0 +1,64 @@
+"""pytest-i2i: a pytest plugin and metric-validation harness for image-to-image models.
+
+The public API is imported lazily (PEP 562), so ``import pytest_i2i`` (which pytest does for
+every run once the plugin is installed) imports neither torch, timm nor open_clip.
+
+Metrics: :func:`fid`, :func:`kid`, :func:`inception_score`, and the paired, weight-free
+:func:`l1`, :func:`psnr`, :func:`ssim`, :func:`ms_ssim`, :func:`ciede2000`.
+Backbones: :func:`backbone`, :func:`list_backbones`. Images: :func:`load_images`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    # metrics
+    "fid": "pytest_i2i.metrics.inception",
+    "kid": "pytest_i2i.metrics.inception",
+    "inception_score": "pytest_i2i.metrics.inception",
+    "l1": "pytest_i2i.metrics.paired",
+    "psnr": "pytest_i2i.metrics.paired",
+    "ssim": "pytest_i2i.metrics.paired",
+    "ms_ssim": "pytest_i2i.metrics.paired",
+    "ciede2000": "pytest_i2i.metrics.paired",
+    "FeatureStats": "pytest_i2i.metrics.functional.frechet",
+    "compute_stats": "pytest_i2i.metrics.inception",
+    # backbones
+    "backbone": "pytest_i2i.backbones.registry",
+    "list_backbones": "pytest_i2i.backbones.registry",
+    "register_backbone": "pytest_i2i.backbones.registry",
+    "Backbone": "pytest_i2i.backbones.registry",
+    "BackboneSpec": "pytest_i2i.backbones.registry",
+    "PretrainedCfg": "pytest_i2i.backbones.weights",
+    "WeightsFile": "pytest_i2i.backbones.weights",
+    # images
+    "load_images": "pytest_i2i.images",
+    "ImageSet": "pytest_i2i.images",
+    "sample_images": "pytest_i2i.images",
+    # results and errors
+    "MetricResult": "pytest_i2i.result",
+    "I2IError": "pytest_i2i.errors",
+    "I2IInputError": "pytest_i2i.errors",
+    "UnknownNameError": "pytest_i2i.errors",
+    "WeightsNotFound": "pytest_i2i.errors",
+    "WeightsHashMismatch": "pytest_i2i.errors",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_i2i' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

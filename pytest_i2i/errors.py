@@ -1,0 +1,55 @@
+"""The project's own exception types.
+
+Every error raised on purpose by pytest-i2i derives from :class:`I2IError`, so callers
+(and the pytest plugin) can tell a clear, user-facing problem from a bug.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class I2IError(Exception):
+    """Base class of every error pytest-i2i raises on purpose."""
+
+
+class I2IInputError(I2IError, ValueError):
+    """An input (image, tensor, file, argument) is unusable. The message names the input."""
+
+
+class UnknownNameError(I2IError, KeyError):
+    """A registry lookup used a name that is not registered; the message lists the valid ones."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str]):
+        self.kind = kind
+        self.name = name
+        self.known = sorted(known)
+        super().__init__(f"unknown {kind} {name!r}; known {kind}s: {', '.join(self.known) or '(none)'}")
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the whole message
+        return self.args[0]
+
+
+class WeightsError(I2IError):
+    """Base class for problems with backbone weights files."""
+
+
+class WeightsNotFound(WeightsError, FileNotFoundError):
+    """No usable weights file was found; the message names the file, its sha256 and how to install it."""
+
+    def __init__(self, message: str, *, filename: str, sha256: str | None, searched: list[str]):
+        self.filename = filename
+        self.sha256 = sha256
+        self.searched = searched
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class WeightsHashMismatch(WeightsError):
+    """A weights file exists but its sha256 differs from the published one (partial or tampered)."""
+
+
+class UntrustedCheckpointError(I2IError):
+    """A checkpoint needs full unpickling (it could run code) and the user did not opt in to trust it."""

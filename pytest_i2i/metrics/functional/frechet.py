@@ -1,0 +1,187 @@
+"""Fréchet distance between Gaussians fitted to features, from streaming sufficient statistics.
+
+FD(N(μ₁, Σ₁), N(μ₂, Σ₂)) = ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁^½ Σ₂ Σ₁^½)^½
+
+The trace term is computed in its symmetric form with two symmetric eigendecompositions:
+Σ₁^½ = V diag(√max(λ, 0)) Vᵀ from ``eigh(Σ₁)``, then Σ √max(μᵢ, 0) over the eigenvalues μᵢ of
+Σ₁^½ Σ₂ Σ₁^½. This equals tr √(Σ₁Σ₂) (the two matrices are similar) without the
+non-symmetric ``scipy.linalg.sqrtm`` and its complex round-off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pytest_i2i.errors import I2IInputError
+
+STATS_FORMAT = "pytest-i2i-feature-stats/1"
+
+
+@dataclass
+class FeatureStats:
+    """Streaming float64 sufficient statistics of D-dimensional features: count, Σx and Σxxᵀ.
+
+    Memory is O(D²) whatever the number of samples; statistics of disjoint batches (or of
+    separate processes) merge exactly by adding them (``a + b`` or :meth:`merge`).
+
+    Attributes:
+        dim: feature dimension D.
+        n: number of feature vectors seen.
+        total: (D,) sum of the features.
+        outer: (D, D) sum of outer products.
+        meta: provenance (backbone, weights sha256, resize, feature name), saved with the stats.
+    """
+
+    dim: int
+    n: int = 0
+    total: np.ndarray | None = None
+    outer: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.total is None:
+            self.total = np.zeros(self.dim, dtype=np.float64)
+        if self.outer is None:
+            self.outer = np.zeros((self.dim, self.dim), dtype=np.float64)
+
+    @classmethod
+    def from_features(cls, features: Any, meta: dict[str, Any] | None = None) -> FeatureStats:
+        x = _as_2d_float64(features)
+        stats = cls(dim=x.shape[1], meta=dict(meta or {}))
+        stats.update(x)
+        return stats
+
+    def update(self, features: Any) -> FeatureStats:
+        """Add a batch of features, shape (B, D). Returns ``self``."""
+        x = _as_2d_float64(features)
+        if x.shape[1] != self.dim:
+            raise I2IInputError(f"features have dimension {x.shape[1]}, statistics have {self.dim}")
+        if not np.isfinite(x).all():
+            raise I2IInputError("features contain NaN or Inf (the backbone produced non-finite activations)")
+        self.n += x.shape[0]
+        self.total += x.sum(axis=0)
+        self.outer += x.T @ x
+        return self
+
+    def merge(self, other: FeatureStats) -> FeatureStats:
+        """A new ``FeatureStats`` holding both sets of samples."""
+        if other.dim != self.dim:
+            raise I2IInputError(f"cannot merge statistics of dimension {self.dim} and {other.dim}")
+        return FeatureStats(self.dim, self.n + other.n, self.total + other.total, self.outer + other.outer,
+                            dict(self.meta))
+
+    __add__ = merge
+
+    @property
+    def mean(self) -> np.ndarray:
+        self._need(1)
+        return self.total / self.n
+
+    @property
+    def cov(self) -> np.ndarray:
+        """Unbiased covariance (divides by n − 1), like ``np.cov`` and pytorch-fid."""
+        self._need(2)
+        mu = self.mean
+        cov = (self.outer - self.n * np.outer(mu, mu)) / (self.n - 1)
+        return (cov + cov.T) / 2
+
+    def _need(self, k: int) -> None:
+        if self.n < k:
+            raise I2IInputError(f"need at least {k} samples for these statistics, have {self.n}")
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save as ``.npz``: the sums, plus ``mu``/``sigma`` (readable by pytorch-fid) and JSON metadata."""
+        p = Path(path)
+        np.savez(
+            p, format=STATS_FORMAT, n=self.n, total=self.total, outer=self.outer,
+            mu=self.mean, sigma=self.cov if self.n >= 2 else np.zeros_like(self.outer),
+            meta=json.dumps(self.meta, sort_keys=True),
+        )
+        return p if p.suffix == ".npz" else p.with_name(p.name + ".npz")
+
+
+@dataclass(frozen=True)
+class GaussianStats:
+    """Mean and covariance only (e.g. a pytorch-fid ``.npz`` reference file)."""
+
+    mean: np.ndarray
+    cov: np.ndarray
+    n: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        return int(self.mean.shape[0])
+
+
+def load_stats(path: str | os.PathLike) -> FeatureStats | GaussianStats:
+    """Read statistics saved by :meth:`FeatureStats.save` or a pytorch-fid ``mu``/``sigma`` ``.npz``."""
+    p = Path(path)
+    if not p.is_file():
+        raise I2IInputError(f"statistics file {p} does not exist")
+    try:
+        with np.load(p, allow_pickle=False) as f:
+            keys = set(f.files)
+            if {"total", "outer", "n"} <= keys:
+                meta = json.loads(str(f["meta"])) if "meta" in keys else {}
+                total = f["total"].astype(np.float64)
+                return FeatureStats(int(total.shape[0]), int(f["n"]), total, f["outer"].astype(np.float64), meta)
+            if {"mu", "sigma"} <= keys:
+                return GaussianStats(f["mu"].astype(np.float64), f["sigma"].astype(np.float64))
+    except (OSError, ValueError, KeyError) as e:
+        raise I2IInputError(f"statistics file {p} is not a readable .npz ({e})") from None
+    raise I2IInputError(f"statistics file {p} has neither pytest-i2i sums nor pytorch-fid mu/sigma (keys {sorted(keys)})")
+
+
+def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2) (formula in the module docstring).
+
+    Args:
+        mu1, mu2: (D,) means.
+        sigma1, sigma2: (D, D) symmetric positive semi-definite covariances.
+
+    Returns:
+        The distance as a Python float (float64 arithmetic; negative eigenvalues from round-off
+        are clamped to 0).
+
+    Raises:
+        I2IInputError: shapes disagree or inputs are not finite.
+
+    Example:
+        >>> import numpy as np
+        >>> frechet_distance(np.zeros(2), np.eye(2), np.ones(2), np.eye(2))
+        2.0
+    """
+    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+    s1, s2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
+    d = mu1.shape[0]
+    if mu2.shape != (d,) or s1.shape != (d, d) or s2.shape != (d, d):
+        raise I2IInputError(
+            f"Fréchet distance needs means (D,) and covariances (D, D) of one D; got {mu1.shape}, {s1.shape}, "
+            f"{mu2.shape}, {s2.shape}"
+        )
+    for arr in (mu1, mu2, s1, s2):
+        if not np.isfinite(arr).all():
+            raise I2IInputError("Fréchet distance inputs contain NaN or Inf")
+    diff = mu1 - mu2
+    w, v = np.linalg.eigh((s1 + s1.T) / 2)
+    sqrt_s1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    m = sqrt_s1 @ s2 @ sqrt_s1
+    ev = np.linalg.eigvalsh((m + m.T) / 2)
+    tr_covmean = float(np.sqrt(np.clip(ev, 0, None)).sum())
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
+
+
+def _as_2d_float64(features: Any) -> np.ndarray:
+    if hasattr(features, "detach"):
+        features = features.detach().cpu().double().numpy()
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2:
+        raise I2IInputError(f"features must be a 2-D array (N, D), got shape {x.shape}")
+    return x
