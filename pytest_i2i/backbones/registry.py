@@ -206,8 +206,9 @@ def load_state_dict_file(model: nn.Module, path: str | os.PathLike, *, what: str
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for bad files
+        first_line = (str(e).splitlines() or ["(no message)"])[0][:300]
         raise WeightsError(
-            f"cannot load weights file {path} for {what}: {type(e).__name__}: {str(e).splitlines()[0][:300]}. "
+            f"cannot load weights file {path} for {what}: {type(e).__name__}: {first_line}. "
             "It is not a readable state_dict (truncated, corrupt, or it needs code execution to unpickle, "
             "which is never done for backbone weights)."
         ) from None

@@ -117,7 +117,12 @@ def _hf_candidates(wf: WeightsFile) -> list[Path]:
     if not repo_dir.is_dir():
         return []
     name = wf.hf_filename or wf.filename
-    return sorted(p for p in repo_dir.glob(f"*/{name}") if p.is_file())
+    found = sorted(p for p in repo_dir.glob(f"*/{name}") if p.is_file())
+    main_ref = repo_dir.parent / "refs" / "main"
+    if main_ref.is_file():  # the revision huggingface_hub itself would use comes first
+        rev = main_ref.read_text().strip()
+        found.sort(key=lambda p: p.parent.name != rev)
+    return found
 
 
 def _check(path: Path, wf: WeightsFile, location: str) -> ResolvedWeights:
@@ -220,7 +225,13 @@ def _download(wf: WeightsFile) -> ResolvedWeights:
     fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{wf.filename}.", suffix=".partial")
     os.close(fd)
     try:
-        torch.hub.download_url_to_file(wf.url, tmp, progress=False)
+        try:
+            torch.hub.download_url_to_file(wf.url, tmp, progress=False)
+        except Exception as e:  # noqa: BLE001 - network errors come in many types
+            raise WeightsNotFound(
+                f"downloading {wf.url} failed ({type(e).__name__}: {e}); install {wf.filename} by hand",
+                filename=wf.filename, sha256=wf.sha256, searched=[wf.url],
+            ) from None
         actual = sha256_file(tmp)
         if wf.sha256 is not None and actual != wf.sha256:
             raise WeightsHashMismatch(

@@ -166,6 +166,7 @@ def load_image_file(path: str | os.PathLike, name: str | None = None) -> torch.T
         raise I2IInputError(f"{label}: empty (zero-byte) file")
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # e.g. "Corrupt EXIF data": the pixels still decode
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(p) as img:
                 _check_size(img.height, img.width, label)

@@ -193,6 +193,8 @@ def iter_pair_batches(
     Consecutive pairs of equal size are batched together.
     """
     check_resize_mode(resize)
+    if batch_size < 1:
+        raise I2IInputError(f"batch_size must be >= 1, got {batch_size}")
     if len(a) != len(b):
         raise I2IInputError(f"mismatched pair counts: {a.label} has {len(a)} images, {b.label} has {len(b)}")
     idx: list[int] = []
@@ -201,8 +203,9 @@ def iter_pair_batches(
     notes: list[str] = []
     for i in range(len(a)):
         x, y = a[i], b[i]
+        note = None
         if x.shape != y.shape:
-            notes.append(
+            note = (
                 f"pair {i} ({a.names[i]}, {b.names[i]}): {b.label} image {tuple(y.shape[1:])} resized to "
                 f"{tuple(x.shape[1:])} with resize={resize!r}"
             )
@@ -210,6 +213,8 @@ def iter_pair_batches(
         if xs and (x.shape != xs[0].shape or len(xs) == batch_size):
             yield idx, torch.stack(xs), torch.stack(ys), notes
             idx, xs, ys, notes = [], [], [], []
+        if note is not None:  # after the flush above, so the note travels with its own pair's batch
+            notes.append(note)
         idx.append(i)
         xs.append(x)
         ys.append(y)
