@@ -48,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--blas-threads", type=int, default=None,
                    help="set OPENBLAS/OMP/MKL_NUM_THREADS before numpy loads (default: leave the environment as is)")
     p.add_argument("--no-reference", action="store_true", help="skip the independent nuclear-norm reference")
+    p.add_argument("--no-candidate", action="store_true",
+                   help="skip the diagnostic pivoted-Cholesky variant (not package code)")
     p.add_argument("--wait-quiet", type=float, default=0.0,
                    help="wait up to this many seconds for other processes to go idle before timing")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/frechet.json)")
@@ -86,12 +88,31 @@ def main(argv: list[str] | None = None) -> int:
         z = rng.standard_normal((n, lam.shape[0]))
         return mu + (z * np.sqrt(lam)) @ q.T
 
-    def reference(xa, xb):
-        a1 = (xa - xa.mean(0)) / np.sqrt(xa.shape[0] - 1)
-        a2 = (xb - xb.mean(0)) / np.sqrt(xb.shape[0] - 1)
-        nuc = float(sl.svdvals(a2 @ a1.T).sum())
-        dmu = xa.mean(0) - xb.mean(0)
-        return float(dmu @ dmu + (a1 * a1).sum() + (a2 * a2).sum() - 2.0 * nuc)
+    def reference(xa, xb, s1, s2, dmu):
+        """tr sqrt(S1^1/2 S2 S1^1/2) without the eigh/sqrtm routes under test.
+
+        Fewer samples than dimensions: nuclear norm of A2 A1^T from the centred samples.
+        Otherwise: S_i = L_i L_i^T (Cholesky) and the nuclear norm of L2^T L1.
+        """
+        if min(xa.shape[0], xb.shape[0]) <= xa.shape[1]:
+            a1 = (xa - xa.mean(0)) / np.sqrt(xa.shape[0] - 1)
+            a2 = (xb - xb.mean(0)) / np.sqrt(xb.shape[0] - 1)
+            nuc, how = float(sl.svdvals(a2 @ a1.T).sum()), "nuclear norm of A2 A1^T from samples"
+        else:
+            l1, l2 = np.linalg.cholesky(s1), np.linalg.cholesky(s2)
+            nuc, how = float(sl.svdvals(l2.T @ l1).sum()), "nuclear norm of L2^T L1 (Cholesky factors)"
+        return float(dmu @ dmu + np.trace(s1) + np.trace(s2) - 2.0 * nuc), how
+
+    def candidate(m1, s1, m2, s2):
+        """Diagnostic only (NOT the package code): pivoted Cholesky S1 = P L L^T P^T, then the
+        eigenvalues of L^T P^T S2 P L (similar to S1 S2 on its range); no eigenvectors needed."""
+        c, piv, rank, info = sl.lapack.dpstrf(s1, lower=1)
+        ll = np.tril(c)[:, :rank]
+        p = piv - 1
+        b = ll.T @ s2[np.ix_(p, p)] @ ll
+        ev = sl.eigh((b + b.T) / 2, eigvals_only=True, driver="evr")
+        dmu = m1 - m2
+        return float(dmu @ dmu + np.trace(s1) + np.trace(s2) - 2.0 * np.sqrt(np.clip(ev, 0, None)).sum())
 
     def peer_call(m1, s1, m2, s2):
         buf = io.StringIO()
@@ -135,10 +156,10 @@ def main(argv: list[str] | None = None) -> int:
                 sa, sb = FeatureStats.from_features(xa), FeatureStats.from_features(xb)
                 m1, s1, m2, s2 = sa.mean, sa.cov, sb.mean, sb.cov
                 rank1 = int(np.linalg.matrix_rank(s1, hermitian=True)) if case == "rank-deficient" else None
-                ref = None if args.no_reference else reference(xa, xb)
+                ref, ref_how = (None, None) if args.no_reference else reference(xa, xb, s1, s2, m1 - m2)
 
-                t_ours, t_peer = [], []
-                v_ours = v_peer = None
+                t_ours, t_peer, t_cand = [], [], []
+                v_ours = v_peer = v_cand = None
                 peer_err = peer_stdout = None
                 peer_warn: list[str] = []
                 for r in range(max(args.repeats, args.peer_repeats)):
@@ -146,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
                         t = time.perf_counter()
                         v_ours = frechet_distance(m1, s1, m2, s2)
                         t_ours.append(time.perf_counter() - t)
+                        if not args.no_candidate:
+                            t = time.perf_counter()
+                            v_cand = candidate(m1, s1, m2, s2)
+                            t_cand.append(time.perf_counter() - t)
                     if r < args.peer_repeats:
                         v, dt, err, out, msgs = peer_call(m1, s1, m2, s2)
                         t_peer.append(dt)
@@ -165,6 +190,13 @@ def main(argv: list[str] | None = None) -> int:
                     "value_ours": v_ours, "value_peer": v_peer, "value_reference": ref,
                     "rel_diff_ours_vs_peer": rel_peer, "rel_err_ours_vs_reference": rel_ref_o,
                     "rel_err_peer_vs_reference": rel_ref_p,
+                    "reference_method": ref_how,
+                    "candidate_pivoted_cholesky": None if args.no_candidate else {
+                        "note": "diagnostic, not package code: pivoted Cholesky + eigvalsh (see candidate())",
+                        "times_s": t_cand, "median_s": C.median(t_cand), "value": v_cand,
+                        "speedup_peer_over_candidate": med_p / C.median(t_cand),
+                        "rel_diff_vs_peer": abs(v_cand - v_peer) / abs(v_peer) if v_peer is not None else None,
+                        "rel_err_vs_reference": abs(v_cand - ref) / abs(ref) if ref is not None else None},
                     "peer_error": peer_err, "peer_stdout": peer_stdout or None, "peer_warnings": peer_warn,
                     "met_speed": met_speed, "met_value": met_value, "met": bool(met_speed and met_value),
                 }
@@ -182,8 +214,15 @@ def main(argv: list[str] | None = None) -> int:
                     "target": f">= {TARGET_SPEEDUP:g}x, rel diff <= {TARGET_REL:g}",
                     "met": rec["met"], "notes": notes,
                 })
+                cand = rec["candidate_pivoted_cholesky"]
+                if cand is not None:
+                    notes += (f"; diagnostic pivoted-Cholesky variant: {cand['median_s']:.3f} s "
+                              f"(x{cand['speedup_peer_over_candidate']:.1f}), ref err {_fmt(cand['rel_err_vs_reference'])}")
+                rows[-1]["notes"] = notes
                 print(f"d={d:5d} {case:20s} ours {med_o:8.3f} s  peer {med_p:8.3f} s  x{ratio:6.1f}  "
-                      f"rel diff {_fmt(rel_peer)}  (ref: ours {_fmt(rel_ref_o)}, peer {_fmt(rel_ref_p)})", flush=True)
+                      f"rel diff {_fmt(rel_peer)}  (ref: ours {_fmt(rel_ref_o)}, peer {_fmt(rel_ref_p)})"
+                      + ("" if cand is None else f"  [cholesky variant {cand['median_s']:.3f} s, "
+                         f"ref err {_fmt(cand['rel_err_vs_reference'])}]"), flush=True)
 
     machine["other_cpu_load_cores"] = mon.other_cores
     machine["own_cpu_cores"] = mon.own_cores

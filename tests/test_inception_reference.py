@@ -107,3 +107,18 @@ def test_inception_score_matches_torch_fidelity_on_same_logits(ours, photo_folde
         got = pytest_i2i.inception_score(real, backbone=ours, resize="legacy-pytorch", splits=4, shuffle=shuffle)
         assert got.value == pytest.approx(ref["inception_score_mean"], rel=1e-6)
         assert got.std == pytest.approx(ref["inception_score_std"], rel=1e-6, abs=1e-12)
+
+
+def test_torch_fidelity_loads_the_same_weights_file_and_agrees(ours, inception_weights_file):
+    """torch-fidelity's Inception has the same keys: one file serves both, with equal pool3 features."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    ref = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
+                                      feature_extractor_weights_path=str(inception_weights_file))
+    u8 = torch.randint(0, 256, (2, 3, 299, 299), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        pool, logits = ref(u8)
+    # torch-fidelity normalises (u - 128) / 128; ours 2x - 1, so x = u / 256 gives the same network input
+    got = ours(u8.float() / 256)
+    torch.testing.assert_close(got["pool3"], pool, rtol=0, atol=1e-5)
+    torch.testing.assert_close(got["logits_unbiased"], logits, rtol=0, atol=1e-4)

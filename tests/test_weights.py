@@ -254,6 +254,14 @@ def test_resolution_order(tmp_path, monkeypatch, register_tiny, torch_hub_dir, c
         backbone(TINY)
 
 
+def test_hf_cache_prefers_the_revision_refs_main_points_to(tmp_path, register_tiny):
+    register_tiny(WeightsFile(FILENAME, sha256=None, hf_hub_id=HF_ID))
+    hf_snapshot_file(tmp_path / "hf_cache", HF_ID, "aaaa" * 10, FILENAME, 7)
+    newest, sha = hf_snapshot_file(tmp_path / "hf_cache", HF_ID, "bbbb" * 10, FILENAME, 8)  # refs/main -> bbbb
+    bb = backbone(TINY)
+    assert bb.weights_path == newest and bb.weights_sha256 == sha
+
+
 def test_weights_dir_argument_replaces_env_dir(tmp_path, monkeypatch, register_tiny, torch_hub_dir):
     """Documented: the weights_dir argument, *else* $I2I_WEIGHTS_DIR (the env dir is then not searched)."""
     register_tiny(WeightsFile(FILENAME))
