@@ -80,6 +80,8 @@ def machine_short(m: dict[str, Any]) -> str:
     if m.get("torch_threads") is not None:
         parts.append(f"torch {m['versions'].get('torch')} x{m['torch_threads']} threads")
     parts.append(f"numpy {m['versions'].get('numpy')} / scipy {m['versions'].get('scipy')}")
+    blas_threads = (m.get("env_threads") or {}).get("OPENBLAS_NUM_THREADS")
+    parts.append(f"OpenBLAS threads {blas_threads or 'default'}")
     other = m.get("other_cpu_load_cores")
     if other is not None:
         parts.append(f"other load {other:.1f} cores")

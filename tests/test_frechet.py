@@ -106,3 +106,17 @@ def test_load_stats_errors(tmp_path):
     np.savez(tmp_path / "other.npz", foo=np.zeros(3))
     with pytest.raises(I2IInputError, match="neither"):
         load_stats(tmp_path / "other.npz")
+
+
+@pytest.mark.parametrize("d,n", [(256, 20), (512, 64)])
+def test_rank_deficient_matches_exact_small_space_formula(rng, d, n):
+    """With n < d samples, tr √(Σ₁Σ₂) = Σ singular values of X₁X₂ᵀ / √((n₁−1)(n₂−1)) for centred X:
+    an exact reference computed in the n-dimensional sample space."""
+    x1 = rng.standard_normal((n, d)) @ np.diag(np.linspace(0.1, 2, d))
+    x2 = rng.standard_normal((n + 3, d)) + 0.2
+    c1, c2 = x1 - x1.mean(0), x2 - x2.mean(0)
+    tr_sqrt = np.linalg.svd(c1 @ c2.T, compute_uv=False).sum() / np.sqrt((n - 1) * (n + 2))
+    s1, s2 = np.cov(x1, rowvar=False), np.cov(x2, rowvar=False)
+    mu1, mu2 = x1.mean(0), x2.mean(0)
+    exact = ((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr_sqrt
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(exact, rel=1e-9)

@@ -46,5 +46,6 @@ INCEPTION_FID = register_backbone(
         default_resize="clean",
         outputs=("pool3", "logits", "logits_unbiased"),
         description="FID Inception-v3 (pytorch-fid layout): pool3 2048-d features and 1008-way logits",
+        channels_last=True,
     )
 )

@@ -27,7 +27,7 @@ class BasicConv2d(nn.Module):
         self.bn = nn.BatchNorm2d(out_ch, eps=0.001)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.bn(self.conv(x)))
+        return F.relu(self.bn(self.conv(x)), inplace=True)
 
 
 def _avg_pool_no_pad(x: torch.Tensor) -> torch.Tensor:

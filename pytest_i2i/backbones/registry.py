@@ -46,7 +46,9 @@ class BackboneSpec:
         input_size: (H, W) the images are resized to before the forward pass.
         default_resize: the resize mode used when a metric is not told one.
         outputs: names of the feature tensors ``forward`` returns.
-        description: one line for ``list_backbones(verbose=True)``.
+        description: one line for ``i2i backbones``.
+        channels_last: run convolutions in channels-last memory format (faster for CNNs on CPU
+            with oneDNN; results differ from contiguous layout only by float round-off, ~1e-6).
     """
 
     name: str
@@ -57,6 +59,7 @@ class BackboneSpec:
     default_resize: str = "clean"
     outputs: tuple[str, ...] = ()
     description: str = ""
+    channels_last: bool = False
 
 
 @dataclass
@@ -83,8 +86,11 @@ class Backbone:
         """Features of a canonical batch already at ``input_size``: (N, 3, H, W) in [0, 1]."""
         import torch
 
+        batch = batch.to(self.device, torch.float32)
+        if self.spec.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            return self.model(batch.to(self.device, torch.float32))
+            return self.model(batch)
 
     def iter_features(
         self, images: ImageSet, *, resize: str | None = None, batch_size: int = 32
@@ -192,7 +198,11 @@ def backbone(
 
 
 def _finish(spec, model, dev, sha, calibrated, path, warnings) -> Backbone:
+    import torch
+
     model.eval().requires_grad_(False).to(dev)
+    if spec.channels_last:
+        model.to(memory_format=torch.channels_last)
     return Backbone(spec, model, dev, sha, calibrated, path, warnings)
 
 

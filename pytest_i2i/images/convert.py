@@ -125,7 +125,7 @@ def _check_size(h: int, w: int, name: str) -> None:
 
 def pil_to_tensor(img: Any, name: str) -> torch.Tensor:
     """One PIL image to the canonical tensor, applying the documented mode rules."""
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
     _check_size(img.height, img.width, name)
     try:

@@ -3,9 +3,12 @@
 FD(N(μ₁, Σ₁), N(μ₂, Σ₂)) = ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁^½ Σ₂ Σ₁^½)^½
 
 The trace term is computed in its symmetric form with two symmetric eigendecompositions:
-Σ₁^½ = V diag(√max(λ, 0)) Vᵀ from ``eigh(Σ₁)``, then Σ √max(μᵢ, 0) over the eigenvalues μᵢ of
-Σ₁^½ Σ₂ Σ₁^½. This equals tr √(Σ₁Σ₂) (the two matrices are similar) without the
-non-symmetric ``scipy.linalg.sqrtm`` and its complex round-off.
+Σ₁^½ = V diag(√λ) Vᵀ from ``eigh(Σ₁)``, then Σ √μᵢ over the eigenvalues μᵢ of Σ₁^½ Σ₂ Σ₁^½.
+This equals tr √(Σ₁Σ₂) (the two matrices are similar) without the non-symmetric
+``scipy.linalg.sqrtm`` and its complex round-off. Clamping: eigenvalues at or below the round-off
+floor ``k·eps·max|λ|`` (k = matrix size) count as exactly zero, so a rank-deficient covariance
+(fewer samples than dimensions) adds no √noise terms; its null space is dropped before the
+second step, which then works on an r x r matrix (r = rank of Σ₁).
 """
 
 from __future__ import annotations
@@ -171,11 +174,21 @@ def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
             raise I2IInputError("Fréchet distance inputs contain NaN or Inf")
     diff = mu1 - mu2
     w, v = np.linalg.eigh((s1 + s1.T) / 2)
-    sqrt_s1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    m = sqrt_s1 @ s2 @ sqrt_s1
-    ev = np.linalg.eigvalsh((m + m.T) / 2)
-    tr_covmean = float(np.sqrt(np.clip(ev, 0, None)).sum())
+    keep = w > _noise_floor(w)
+    # Σ₁^½ = V_r Λ_r^½ V_rᵀ over the r eigenvalues above round-off, and the non-zero eigenvalues of
+    # Σ₁^½ Σ₂ Σ₁^½ are those of the r x r matrix Aᵀ Σ₂ A with A = V_r Λ_r^½.
+    a = v[:, keep] * np.sqrt(w[keep])
+    m = a.T @ s2 @ a
+    ev = np.linalg.eigvalsh((m + m.T) / 2) if m.size else np.zeros(0)
+    tr_covmean = float(np.sqrt(ev[ev > _noise_floor(ev)]).sum())
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
+
+
+def _noise_floor(eigenvalues: np.ndarray) -> float:
+    """Eigenvalues at or below this are round-off of a zero eigenvalue (LAPACK's rank tolerance)."""
+    if eigenvalues.size == 0:
+        return 0.0
+    return eigenvalues.size * np.finfo(np.float64).eps * max(float(np.abs(eigenvalues).max()), 0.0)
 
 
 def _as_2d_float64(features: Any) -> np.ndarray:
