@@ -25,6 +25,13 @@ _LAZY = {
     "ssim": "pytest_i2i.metrics.paired",
     "ms_ssim": "pytest_i2i.metrics.paired",
     "ciede2000": "pytest_i2i.metrics.paired",
+    "clip_text": "pytest_i2i.metrics.clip",
+    "clip_image": "pytest_i2i.metrics.clip",
+    "clip_direction": "pytest_i2i.metrics.clip",
+    "cmmd": "pytest_i2i.metrics.clip",
+    "fd_vit": "pytest_i2i.metrics.vit",
+    "dino_image": "pytest_i2i.metrics.vit",
+    "vit_patch_distance": "pytest_i2i.metrics.vit",
     "FeatureStats": "pytest_i2i.metrics.functional.frechet",
     "compute_stats": "pytest_i2i.metrics.inception",
     # backbones

@@ -49,6 +49,13 @@ class BackboneSpec:
         description: one line for ``i2i backbones``.
         channels_last: run convolutions in channels-last memory format (faster for CNNs on CPU
             with oneDNN; results differ from contiguous layout only by float round-off, ~1e-6).
+        weights_target: the submodule a weights file is loaded into (default: the whole model),
+            for models wrapped in an adapter that adds preprocessing or output selection.
+        filter_state_dict: ``(state_dict, target_module) -> state_dict`` applied before loading
+            (e.g. timm's ``checkpoint_filter_fn`` that resamples position embeddings).
+        backbone_class: the :class:`Backbone` subclass to build (e.g. one that also encodes text).
+        center_crop: crop the centre to the input aspect ratio before resizing (CLIP / timm
+            evaluation preprocessing); otherwise the whole image is resized.
     """
 
     name: str
@@ -60,6 +67,57 @@ class BackboneSpec:
     outputs: tuple[str, ...] = ()
     description: str = ""
     channels_last: bool = False
+    weights_target: Callable[[nn.Module], nn.Module] | None = None
+    filter_state_dict: Callable[[dict, nn.Module], dict] | None = None
+    backbone_class: type[Backbone] | None = None
+    center_crop: bool = False
+
+
+class FeatureMemo:
+    """Bounded in-memory LRU of per-image features, keyed by the sha256 of the resized pixels.
+
+    Lives on one loaded :class:`Backbone` (so weights and device are fixed); the resize mode is
+    part of the pixels. ``max_bytes`` bounds the memory (default 256 MiB); 0 disables it.
+    """
+
+    def __init__(self, max_bytes: int = 256 * 2**20) -> None:
+        from collections import OrderedDict
+
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, dict] = OrderedDict()
+        self._bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(image: torch.Tensor) -> str:
+        import hashlib
+
+        data = image.detach().cpu().contiguous().float()
+        return hashlib.sha256(str(tuple(data.shape)).encode() + data.numpy().tobytes()).hexdigest()
+
+    def get(self, key: str) -> dict | None:
+        item = self._items.get(key)
+        if item is None:
+            self.misses += 1
+            return None
+        self._items.move_to_end(key)
+        self.hits += 1
+        return item
+
+    def put(self, key: str, features: dict) -> None:
+        size = sum(v.numel() * v.element_size() for v in features.values())
+        if size > self.max_bytes or key in self._items:
+            return
+        self._items[key] = features
+        self._bytes += size
+        while self._bytes > self.max_bytes:
+            _, old = self._items.popitem(last=False)
+            self._bytes -= sum(v.numel() * v.element_size() for v in old.values())
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._bytes = 0
 
 
 @dataclass
@@ -73,6 +131,7 @@ class Backbone:
     calibrated: bool
     weights_path: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    memo: FeatureMemo = field(default_factory=lambda: FeatureMemo())
 
     @property
     def name(self) -> str:
@@ -95,10 +154,25 @@ class Backbone:
     def iter_features(
         self, images: ImageSet, *, resize: str | None = None, batch_size: int = 32
     ) -> Iterator[dict[str, torch.Tensor]]:
-        """Yield the features (on CPU) of ``images`` batch by batch, resized with ``resize``."""
+        """Yield the features (on CPU) of ``images`` batch by batch, resized with ``resize``.
+
+        Features are memoised per image content (sha256 of the resized pixels), so metrics that
+        share this backbone run one forward pass per image (see :class:`FeatureMemo`).
+        """
+        import torch
+
         mode = resize or self.spec.default_resize
-        for _, batch in images.iter_batches(batch_size, size=self.input_size, resize=mode):
-            yield {k: v.detach().cpu() for k, v in self(batch).items()}
+        for _, batch in images.iter_batches(batch_size, size=self.input_size, resize=mode,
+                                            center_crop=self.spec.center_crop):
+            keys = [self.memo.key(img) for img in batch]
+            found = [self.memo.get(k) for k in keys]
+            missing = [i for i, f in enumerate(found) if f is None]
+            if missing:
+                computed = self(batch[missing])
+                for j, i in enumerate(missing):
+                    found[i] = {name: v[j].detach().cpu().clone() for name, v in computed.items()}
+                    self.memo.put(keys[i], found[i])
+            yield {name: torch.stack([f[name] for f in found]) for name in found[0]}
 
     def features(
         self, images: ImageSet, *, resize: str | None = None, batch_size: int = 32
@@ -114,6 +188,7 @@ class Backbone:
 
 
 _REGISTRY: dict[str, BackboneSpec] = {}
+_FAMILIES: dict[str, tuple[Callable[[str], BackboneSpec], str]] = {}
 _LOADED: dict[tuple, Backbone] = {}
 _LOCK = threading.Lock()
 
@@ -124,6 +199,14 @@ def register_backbone(spec: BackboneSpec, *, overwrite: bool = False) -> Backbon
         raise ValueError(f"backbone {spec.name!r} is already registered")
     _REGISTRY[spec.name] = spec
     return spec
+
+
+def register_backbone_family(prefix: str, resolver: Callable[[str], BackboneSpec], help: str) -> None:
+    """Names ``"<prefix>:<rest>"`` are built on demand by ``resolver(rest)`` (e.g. ``"timm:<model>"``).
+
+    ``resolver`` raises :class:`UnknownNameError` for a ``rest`` it does not know.
+    """
+    _FAMILIES[prefix] = (resolver, help)
 
 
 def _ensure_builtins() -> None:
@@ -137,12 +220,22 @@ def list_backbones(pattern: str | None = None) -> list[str]:
     return [n for n in names if pattern is None or fnmatch.fnmatch(n, pattern)]
 
 
-def get_spec(name: str) -> BackboneSpec:
+def list_backbone_families() -> dict[str, str]:
+    """``{prefix: usage}`` of the name families built on demand, e.g. ``{"timm": "timm:<model name>"}``."""
     _ensure_builtins()
-    try:
+    return {prefix: help for prefix, (_, help) in sorted(_FAMILIES.items())}
+
+
+def get_spec(name: str) -> BackboneSpec:
+    """The spec of a registered name, or of a family name such as ``"timm:<model>"``."""
+    _ensure_builtins()
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
-        raise UnknownNameError("backbone", name, _REGISTRY) from None
+    prefix, sep, rest = name.partition(":")
+    if sep and prefix in _FAMILIES:
+        return _FAMILIES[prefix][0](rest)
+    known = list(_REGISTRY) + [help for _, help in _FAMILIES.values()]
+    raise UnknownNameError("backbone", name, known)
 
 
 def backbone(
@@ -191,7 +284,8 @@ def backbone(
     with _LOCK:
         if key not in _LOADED:
             model = spec.create()
-            load_state_dict_file(model, resolved.path, what=f"backbone {name!r}")
+            target = spec.weights_target(model) if spec.weights_target else model
+            load_state_dict_file(target, resolved.path, what=f"backbone {name!r}", transform=spec.filter_state_dict)
             _LOADED[key] = _finish(spec, model, dev, resolved.sha256, resolved.calibrated, resolved.path,
                                    list(resolved.warnings))
         return _LOADED[key]
@@ -203,18 +297,29 @@ def _finish(spec, model, dev, sha, calibrated, path, warnings) -> Backbone:
     model.eval().requires_grad_(False).to(dev)
     if spec.channels_last:
         model.to(memory_format=torch.channels_last)
-    return Backbone(spec, model, dev, sha, calibrated, path, warnings)
+    return (spec.backbone_class or Backbone)(spec, model, dev, sha, calibrated, path, warnings)
 
 
-def load_state_dict_file(model: nn.Module, path: str | os.PathLike, *, what: str) -> None:
-    """Load a weights file into ``model`` safely (``weights_only=True``) and strictly.
+def load_state_dict_file(
+    model: nn.Module, path: str | os.PathLike, *, what: str,
+    transform: Callable[[dict, nn.Module], dict] | None = None,
+) -> None:
+    """Load a weights file into ``model`` safely and strictly.
 
-    Accepts a plain state_dict or a dict holding one under ``"state_dict"`` / ``"model"``.
+    ``.safetensors`` files are read with safetensors; anything else with
+    ``torch.load(weights_only=True)``, which never runs code. Accepts a plain state_dict or a
+    dict holding one under ``"state_dict"`` / ``"model"``. ``transform`` adapts the keys or
+    tensors first (e.g. timm's checkpoint filters).
     """
     import torch
 
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        if Path(path).suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj = load_file(str(path), device="cpu")
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for bad files
         first_line = (str(e).splitlines() or ["(no message)"])[0][:300]
         raise WeightsError(
@@ -229,6 +334,8 @@ def load_state_dict_file(model: nn.Module, path: str | os.PathLike, *, what: str
                 break
     if not isinstance(obj, dict):
         raise I2IInputError(f"weights file {path} for {what} holds a {type(obj).__name__}, not a state_dict")
+    if transform is not None:
+        obj = transform(obj, model)
     missing, unexpected = _key_diff(model.state_dict(), obj)
     if missing or unexpected:
         raise I2IInputError(

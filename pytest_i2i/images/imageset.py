@@ -49,12 +49,15 @@ class ImageSet(Sequence[torch.Tensor]):
         return ImageSet([self.names[j] for j in indices], [self._loaders[j] for j in indices], self.label)
 
     def iter_batches(
-        self, batch_size: int, *, size: tuple[int, int] | None = None, resize: str = "clean"
+        self, batch_size: int, *, size: tuple[int, int] | None = None, resize: str = "clean",
+        center_crop: bool = False,
     ) -> Iterator[tuple[list[int], torch.Tensor]]:
         """Yield ``(indices, batch)`` with batch (B, 3, H, W).
 
-        With ``size`` every image is resized to it by ``resize``; without, consecutive images of
-        equal size are batched together (a size change starts a new batch).
+        With ``size`` every image is resized to it by ``resize`` (after cropping the centre to
+        the target aspect ratio when ``center_crop``, as CLIP and timm preprocessing do);
+        without, consecutive images of equal size are batched together (a size change starts a
+        new batch).
         """
         check_resize_mode(resize)
         if batch_size < 1:
@@ -64,6 +67,8 @@ class ImageSet(Sequence[torch.Tensor]):
         for i in range(len(self)):
             img = self[i]
             if size is not None:
+                if center_crop:
+                    img = center_crop_to_aspect(img, size)
                 img = resize_batch(img[None], size, resize)[0]
             if imgs and (img.shape != imgs[0].shape or len(imgs) == batch_size):
                 yield idx, torch.stack(imgs)
@@ -72,6 +77,19 @@ class ImageSet(Sequence[torch.Tensor]):
             imgs.append(img)
         if imgs:
             yield idx, torch.stack(imgs)
+
+
+def center_crop_to_aspect(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The largest centred crop of a (C, H, W) image with the aspect ratio of ``size`` = (h, w)."""
+    _, h, w = img.shape
+    th, tw = size
+    if h * tw > w * th:  # too tall
+        new_h = max(1, round(w * th / tw))
+        top = (h - new_h) // 2
+        return img[:, top:top + new_h, :]
+    new_w = max(1, round(h * tw / th))
+    left = (w - new_w) // 2
+    return img[:, :, left:left + new_w]
 
 
 def _list_folder(folder: Path, label: str) -> list[Path]:
