@@ -42,10 +42,15 @@ _LAZY = {
     "BackboneSpec": "pytest_i2i.backbones.registry",
     "PretrainedCfg": "pytest_i2i.backbones.weights",
     "WeightsFile": "pytest_i2i.backbones.weights",
+    # generators
+    "load_generator": "pytest_i2i.generators",
     # images
     "load_images": "pytest_i2i.images",
     "ImageSet": "pytest_i2i.images",
     "sample_images": "pytest_i2i.images",
+    # datasets
+    "load_dataset": "pytest_i2i.data",
+    "sample_dataset": "pytest_i2i.data",
     # results and errors
     "MetricResult": "pytest_i2i.result",
     "I2IError": "pytest_i2i.errors",

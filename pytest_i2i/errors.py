@@ -53,3 +53,27 @@ class WeightsHashMismatch(WeightsError):
 
 class UntrustedCheckpointError(I2IError):
     """A checkpoint needs full unpickling (it could run code) and the user did not opt in to trust it."""
+
+
+class GeneratorOutputError(I2IError):
+    """A generator's output batch is unusable (not an image batch, NaN/Inf, out of range).
+
+    ``indices`` are the positions of the offending samples in the batch (every position when
+    the whole batch is malformed, e.g. a wrong shape).
+    """
+
+    def __init__(self, message: str, *, indices: Iterable[int]):
+        self.indices = sorted(indices)
+        super().__init__(message)
+
+
+class DatasetError(I2IInputError):
+    """A dataset or data file (folder layout, manifest, texts or judgment file) is unusable.
+
+    The message names the file and, for tables, the 1-based line.
+    """
+
+
+class UnsafePathError(DatasetError):
+    """A path read from a file (manifest, judgment file) escapes its declared root, is absolute
+    where that is not allowed, or is a symlink loop."""

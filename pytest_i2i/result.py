@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import operator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -62,6 +63,8 @@ class MetricResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # Comparisons made on this result (``r >= 0.2``) are remembered for reports: (op, threshold, passed).
+        self.checks: list[dict[str, Any]] = []
         self.value = float(self.value)
         if self.ci is not None:
             self.ci = (float(self.ci[0]), float(self.ci[1]))
@@ -78,21 +81,25 @@ class MetricResult:
             return float(other)
         return None
 
-    def __lt__(self, other: object) -> bool:
+    def _compare(self, op: str, other: object) -> bool:
         o = self._other(other)
-        return NotImplemented if o is None else self.value < o
+        if o is None:
+            return NotImplemented
+        passed = _COMPARE[op](self.value, o)
+        self.checks.append({"op": op, "threshold": o, "passed": passed})
+        return passed
+
+    def __lt__(self, other: object) -> bool:
+        return self._compare("<", other)
 
     def __le__(self, other: object) -> bool:
-        o = self._other(other)
-        return NotImplemented if o is None else self.value <= o
+        return self._compare("<=", other)
 
     def __gt__(self, other: object) -> bool:
-        o = self._other(other)
-        return NotImplemented if o is None else self.value > o
+        return self._compare(">", other)
 
     def __ge__(self, other: object) -> bool:
-        o = self._other(other)
-        return NotImplemented if o is None else self.value >= o
+        return self._compare(">=", other)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, MetricResult):
@@ -141,6 +148,7 @@ def _fmt(x: float) -> str:
     return f"{x:.6g}"
 
 
+_COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _NUMERIC_FIELDS = {"value", "std", "ci", "per_sample", "wall_time_s"}
 _NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 

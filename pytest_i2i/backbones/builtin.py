@@ -49,3 +49,6 @@ INCEPTION_FID = register_backbone(
         channels_last=True,
     )
 )
+
+from pytest_i2i.backbones import vit as _vit  # noqa: E402,F401  (registers the ViT backbones)
+from pytest_i2i.backbones import clip as _clip  # noqa: E402,F401  (registers the CLIP backbones)

@@ -164,14 +164,16 @@ class Backbone:
         mode = resize or self.spec.default_resize
         for _, batch in images.iter_batches(batch_size, size=self.input_size, resize=mode,
                                             center_crop=self.spec.center_crop):
-            keys = [self.memo.key(img) for img in batch]
-            found = [self.memo.get(k) for k in keys]
+            use_memo = self.memo.max_bytes > 0
+            keys = [self.memo.key(img) if use_memo else "" for img in batch]
+            found = [self.memo.get(k) if use_memo else None for k in keys]
             missing = [i for i, f in enumerate(found) if f is None]
             if missing:
                 computed = self(batch[missing])
                 for j, i in enumerate(missing):
                     found[i] = {name: v[j].detach().cpu().clone() for name, v in computed.items()}
-                    self.memo.put(keys[i], found[i])
+                    if use_memo:
+                        self.memo.put(keys[i], found[i])
             yield {name: torch.stack([f[name] for f in found]) for name in found[0]}
 
     def features(

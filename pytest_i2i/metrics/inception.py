@@ -113,37 +113,60 @@ def fid(
         >>> r = pytest_i2i.fid("real/", "fake/")      # doctest: +SKIP
         >>> float(r) < 50                              # doctest: +SKIP
     """
+    return frechet_metric("fid", real, fake, backbone=backbone, default_backbone=DEFAULT_BACKBONE, weights=weights,
+                          device=device, resize=resize, batch_size=batch_size, feature=feature)
+
+
+def frechet_metric(
+    name: str,
+    real: Any,
+    fake: Any,
+    *,
+    backbone: str | Backbone | None,
+    default_backbone: str,
+    weights: str | os.PathLike | None = None,
+    device: Any = None,
+    resize: str | None = None,
+    batch_size: int = 32,
+    feature: str = "pool3",
+) -> MetricResult:
+    """Fréchet distance on backbone features, as the result named ``name``: the one implementation
+    behind :func:`fid` and :func:`pytest_i2i.metrics.vit.fd_vit`.
+
+    ``backbone=None`` means ``default_backbone``; the other arguments and the result are as
+    for :func:`fid`.
+    """
     with timed() as t:
         sides = {"real": real, "fake": fake}
         needs_backbone = not all(_is_stats(x) for x in sides.values())
-        bb = resolve_backbone(backbone, DEFAULT_BACKBONE, weights, device) if needs_backbone else None
+        bb = resolve_backbone(backbone, default_backbone, weights, device) if needs_backbone else None
         mode = resolve_resize(resize, bb)
         stats: dict[str, FeatureStats | GaussianStats] = {}
-        for name, x in sides.items():
+        for side, x in sides.items():
             if isinstance(x, (FeatureStats, GaussianStats)):
-                stats[name] = x
+                stats[side] = x
             elif _is_stats(x):
-                stats[name] = load_stats(x)
+                stats[side] = load_stats(x)
             else:
-                stats[name] = compute_stats(x, backbone=bb, resize=mode, batch_size=batch_size,
-                                            feature=feature, name=name)
+                stats[side] = compute_stats(x, backbone=bb, resize=mode, batch_size=batch_size,
+                                            feature=feature, name=side)
         # Precomputed statistics must agree with how the other side was (or will be) computed.
         computed = [stats[k] for k, x in sides.items() if not _is_stats(x)]
         reference = computed[0].meta if computed else next((s.meta for s in stats.values() if s.meta), {})
         warnings: list[str] = []
-        for name, x in sides.items():
+        for side, x in sides.items():
             if _is_stats(x):
-                warnings += _check_compatible(stats[name], reference, name)
+                warnings += _check_compatible(stats[side], reference, side)
         s_real, s_fake = stats["real"], stats["fake"]
         if s_real.dim != s_fake.dim:
             raise I2IInputError(f"real and fake features differ in dimension ({s_real.dim} vs {s_fake.dim})")
-        for name, st in stats.items():
+        for side, st in stats.items():
             if st.n is not None and st.n < 2:
-                raise I2IInputError(f"FID needs at least 2 images per set; {name} has {st.n}")
+                raise I2IInputError(f"{name} needs at least 2 images per set; {side} has {st.n}")
             if st.n is not None and st.n < st.dim:
                 warnings.append(
-                    f"{name} has {st.n} samples for {st.dim}-dimensional features: the covariance is rank-deficient "
-                    "and FID is biased upwards and unstable; use more images (>= 10k for published comparisons)"
+                    f"{side} has {st.n} samples for {st.dim}-dimensional features: the covariance is rank-deficient "
+                    f"and {name} is biased upwards and unstable; use more images (>= 10k for published comparisons)"
                 )
         value = frechet_distance(s_real.mean, s_real.cov, s_fake.mean, s_fake.cov)
     if bb is not None:
@@ -154,7 +177,7 @@ def fid(
     fields["warnings"] += warnings
     ns = [st.n for st in stats.values() if st.n is not None]
     return MetricResult(
-        name="fid", value=value, higher_is_better=False, n=min(ns) if ns else 0,
+        name=name, value=value, higher_is_better=False, n=min(ns) if ns else 0,
         resize=reference.get("resize", mode), wall_time_s=t.seconds,
         extra={"n_real": s_real.n, "n_fake": s_fake.n, "feature": feature}, **fields,
     )

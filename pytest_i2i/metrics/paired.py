@@ -15,9 +15,8 @@ import torch
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.images.imageset import as_pairs, iter_pair_batches
 from pytest_i2i.images.resize import check_resize_mode
-from pytest_i2i.metrics.base import timed
+from pytest_i2i.metrics.base import per_sample_result, timed
 from pytest_i2i.metrics.functional import paired as F
-from pytest_i2i.metrics.functional.bootstrap import bootstrap_mean_ci
 from pytest_i2i.result import MetricResult
 
 
@@ -51,14 +50,11 @@ def paired_metric(
                 names = ", ".join(sa.names[i] for i in idx[:3])
                 raise I2IInputError(f"{name} cannot be computed for pairs {names}: {e}") from None
             notes += batch_notes
-        v = values.numpy()
-        ci = bootstrap_mean_ci(v, confidence=confidence, n_resamples=n_resamples, seed=seed)
     if not torch.isfinite(values).all():
         notes.append(f"{int((~torch.isfinite(values)).sum())} pair(s) gave a non-finite {name} (identical images for PSNR)")
-    return MetricResult(
-        name=name, value=float(v.mean()), higher_is_better=higher_is_better, n=len(v), ci=ci,
-        confidence=confidence, per_sample=v.tolist(), sample_names=list(sa.names),
-        resize=resize, wall_time_s=t.seconds, warnings=notes,
+    return per_sample_result(
+        name, values, sa.names, higher_is_better=higher_is_better, confidence=confidence, n_resamples=n_resamples,
+        seed=seed, resize=resize, wall_time_s=t.seconds, warnings=notes,
     )
 
 

@@ -1,0 +1,197 @@
+"""The plugin's options: one table, three sources, one precedence.
+
+Every option ``--i2i-<name>`` can also be set by the ini key ``i2i_<name>`` (``[tool.pytest.ini_options]``
+or pytest.ini) and by the environment variable ``I2I_<NAME>``; the command line beats the
+environment, which beats ini. Invalid or contradictory values raise ``pytest.UsageError``.
+
+Standard library only (pytest imports this through the plugin in every run).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # without the --i2i- prefix, dashes
+    help: str
+    kind: str = "str"  # "str" | "path" | "int" | "flag"
+    metavar: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return "i2i_" + self.name.replace("-", "_")
+
+    @property
+    def env(self) -> str:
+        return "I2I_" + self.name.replace("-", "_").upper()
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("model", "generator checkpoint (TorchScript, state_dict + --i2i-arch, or package.module:factory)",
+           "str", "CKPT"),
+    Option("arch", "architecture name when the checkpoint is a bare state_dict", "str", "NAME"),
+    Option("data", "dataset folder or CSV/JSONL manifest (default: the built-in sample set)", "path", "PATH"),
+    Option("baseline", "a second checkpoint to compare against (no-regression tests)", "str", "CKPT"),
+    Option("device", "torch device for generators and backbones (default cpu)", "str", "DEVICE"),
+    Option("batch-size", "images per forward pass (default 8)", "int", "N"),
+    Option("weights-dir", "folder searched first for backbone weights files", "path", "DIR"),
+    Option("require-weights", "error instead of skip when backbone weights are missing", "flag"),
+    Option("seed", "seed for generators and bootstrap resampling (default 0)", "int", "N"),
+    Option("max-samples", "use only the first N samples of the dataset", "int", "N"),
+    Option("cache-dir", "folder for cached features and outputs", "path", "DIR"),
+    Option("report", "write the JSON report and HTML page into this folder", "path", "DIR"),
+    Option("trust-checkpoint", "allow unpickling a full model object from --i2i-model/--i2i-baseline "
+           "(runs code from the file: only for checkpoints you trust)", "flag"),
+)
+
+DEFAULTS: dict[str, Any] = {"device": "cpu", "batch_size": 8, "seed": 0, "require_weights": False,
+                            "trust_checkpoint": False}
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("i2i", "image-to-image model evaluation (pytest-i2i)")
+    for opt in OPTIONS:
+        if opt.kind == "flag":
+            group.addoption(f"--i2i-{opt.name}", action="store_true", default=None, dest=opt.dest,
+                            help=f"{opt.help} (ini {opt.dest}, env {opt.env})")
+        else:
+            group.addoption(f"--i2i-{opt.name}", action="store", default=None, dest=opt.dest, metavar=opt.metavar,
+                            help=f"{opt.help} (ini {opt.dest}, env {opt.env})")
+        parser.addini(opt.dest, opt.help, type="bool" if opt.kind == "flag" else "string", default=None)
+
+
+def get_cli_or_ini(config: pytest.Config, opt: Option) -> tuple[Any, str]:
+    """(raw value, source) for one option: command line, else environment, else ini, else default."""
+    value = config.getoption(opt.dest)
+    if value is not None:
+        return value, "command line"
+    if opt.env in os.environ and os.environ[opt.env] != "":
+        raw = os.environ[opt.env]
+        if opt.kind == "flag":
+            return raw.strip().lower() in {"1", "true", "yes", "on"}, f"env {opt.env}"
+        return raw, f"env {opt.env}"
+    value = config.getini(opt.dest)
+    if value not in (None, "", []):
+        return value, f"ini {opt.dest}"
+    return DEFAULTS.get(opt.dest.removeprefix("i2i_")), "default"
+
+
+@dataclass
+class I2IOptions:
+    """The resolved, validated options of one pytest session."""
+
+    model: str | None = None
+    arch: str | None = None
+    data: Path | None = None
+    baseline: str | None = None
+    device: str = "cpu"
+    batch_size: int = 8
+    weights_dir: Path | None = None
+    require_weights: bool = False
+    seed: int = 0
+    max_samples: int | None = None
+    cache_dir: Path | None = None
+    report: Path | None = None
+    trust_checkpoint: bool = False
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items() if k != "sources"}
+
+
+_DEVICE = re.compile(r"^(cpu|mps|meta|cuda(:\d+)?|xpu(:\d+)?)$")
+
+
+def resolve_options(config: pytest.Config) -> I2IOptions:
+    """Read and validate every option; raises ``pytest.UsageError`` naming the option and its source."""
+    opts = I2IOptions()
+    base = Path(config.invocation_params.dir)
+    for opt in OPTIONS:
+        raw, source = get_cli_or_ini(config, opt)
+        attr = opt.dest.removeprefix("i2i_")
+        opts.sources[attr] = source
+        if raw is None:
+            continue
+        where = f"--i2i-{opt.name} (from {source})"
+        if opt.kind == "int":
+            try:
+                value: Any = int(str(raw).strip())
+            except ValueError:
+                raise pytest.UsageError(f"{where}: {raw!r} is not an integer") from None
+            if attr in ("batch_size", "max_samples") and value < 1:
+                raise pytest.UsageError(f"{where}: must be >= 1, got {value}")
+        elif opt.kind == "path":
+            value = (base / Path(str(raw)).expanduser()).resolve()
+        elif opt.kind == "flag":
+            value = bool(raw)
+        else:
+            value = str(raw).strip()
+        setattr(opts, attr, value)
+    _validate(opts)
+    return opts
+
+
+def _validate(o: I2IOptions) -> None:
+    if not _DEVICE.match(o.device):
+        raise pytest.UsageError(f"--i2i-device: {o.device!r} is not a torch device (cpu, cuda, cuda:N, mps)")
+    if o.baseline and not o.model:
+        raise pytest.UsageError("--i2i-baseline needs --i2i-model: a baseline is compared with a model")
+    if o.arch and not o.model:
+        raise pytest.UsageError("--i2i-arch needs --i2i-model: it names the architecture of that checkpoint")
+    for attr in ("model", "baseline"):
+        value = getattr(o, attr)
+        if value and not _is_spec(value) and not Path(value).expanduser().exists():
+            raise pytest.UsageError(f"--i2i-{attr}: {value} does not exist (give a checkpoint file or "
+                                    "package.module:factory)")
+    if o.model and o.baseline and o.model == o.baseline:
+        raise pytest.UsageError("--i2i-baseline is the same checkpoint as --i2i-model")
+    if o.data is not None and not o.data.exists():
+        raise pytest.UsageError(f"--i2i-data: {o.data} does not exist")
+    if o.weights_dir is not None and not o.weights_dir.is_dir():
+        raise pytest.UsageError(f"--i2i-weights-dir: {o.weights_dir} is not a directory")
+    for attr in ("report", "cache_dir"):
+        path = getattr(o, attr)
+        if path is not None and path.exists() and not path.is_dir():
+            raise pytest.UsageError(f"--i2i-{attr.replace('_', '-')}: {path} exists and is not a directory")
+
+
+def _is_spec(value: str) -> bool:
+    """``package.module:factory`` rather than a path."""
+    mod, sep, attr = value.partition(":")
+    return bool(sep) and attr.isidentifier() and all(p.isidentifier() for p in mod.split("."))
+
+
+def read_thresholds(config: pytest.Config) -> dict[str, dict[str, Any]]:
+    """``[tool.i2i.thresholds]`` of the pyproject.toml next to the ini file / rootdir.
+
+    Each entry is ``metric = value`` (gated by the metric's direction) or a table
+    ``metric = {value = 0.2, confidence = 0.95, margin = 0.01}``.
+    """
+    import tomllib
+
+    candidates = [p for p in (config.inipath, Path(config.rootpath) / "pyproject.toml") if p]
+    for path in candidates:
+        path = Path(path)
+        if path.name != "pyproject.toml" or not path.is_file():
+            continue
+        try:
+            data = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise pytest.UsageError(f"{path}: cannot parse [tool.i2i.thresholds]: {e}") from None
+        raw = data.get("tool", {}).get("i2i", {}).get("thresholds", {})
+        out: dict[str, dict[str, Any]] = {}
+        for metric, spec in raw.items():
+            entry = spec if isinstance(spec, dict) else {"value": spec}
+            if not isinstance(entry.get("value"), (int, float)):
+                raise pytest.UsageError(f"{path}: [tool.i2i.thresholds] {metric} needs a numeric value, got {spec!r}")
+            out[metric] = entry
+        return out
+    return {}

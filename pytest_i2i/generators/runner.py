@@ -1,0 +1,366 @@
+"""Running a loaded generator: the :class:`Generator` protocol and :func:`generate` over an image set.
+
+A generator takes a batch of canonical images ((N, 3, H, W) float32 in [0, 1]) and, for
+instruction-based editors, one text per image, and returns a batch of canonical images. The
+wrapper converts to and from the model's own value ranges, runs it in eval mode without
+autograd and with a fixed seed, and validates every output batch.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from pytest_i2i.errors import GeneratorOutputError, I2IInputError
+from pytest_i2i.generators.registry import Range, check_range
+from pytest_i2i.images import ImageSet, load_images
+
+#: Output values may leave the declared range by this much (round-off of tanh / sigmoid heads).
+RANGE_TOLERANCE = 1e-3
+
+
+class Generator:
+    """A loaded image-to-image model behind one calling convention, with its provenance.
+
+    ``generator(images, texts=None)`` takes (N, 3, H, W) float images in [0, 1] and returns
+    (N, 3, H', W') float32 images in [0, 1] on the CPU (H', W' may differ from H, W).
+
+    - Input images are mapped linearly from [0, 1] to ``input_range`` before the call.
+    - ``output_range`` is the model's output range; when ``None`` it is detected from the first
+      output batch with finite values: any value below ``-1e-3`` means ``(-1, 1)``, otherwise
+      ``(0, 1)`` (recorded in ``output_range_detected`` and ``warnings``). Declare it to avoid
+      mis-detection on a batch that happens to be all non-negative.
+    - The model runs in eval mode under ``torch.inference_mode()`` with ``torch.manual_seed(seed)``
+      inside ``torch.random.fork_rng()``: each call is repeatable and leaves the global RNG alone.
+    - ``texts`` are passed (as the second positional argument) only to models whose forward
+      takes a second positional parameter; otherwise they are dropped with a warning recorded.
+    - A 1-channel output is replicated to RGB. A non-tensor, a non-4-D tensor, a wrong batch
+      size or a channel count other than 1 or 3 raises :class:`GeneratorOutputError` for every
+      sample; NaN/Inf or values outside ``output_range`` by more than 1e-3 raise it naming only
+      the offending samples (``error.indices``). In-range outputs are clamped to [0, 1].
+
+    Attributes:
+        model: the wrapped ``nn.Module`` (TorchScript included) or plain callable.
+        kind: how it was loaded: ``"torchscript"``, ``"state_dict"``, ``"factory"``, ``"pickle"``
+            or ``"module"`` (wrapped directly).
+        source: the file path or ``package.module:factory`` spec it came from.
+        sha256: sha256 of the loaded file (``None`` for a factory or a wrapped module).
+        arch: the registered architecture name for a state_dict checkpoint, else ``None``.
+        trusted: the file was unpickled with code execution because the user passed ``trust=True``.
+        warnings: notes recorded while loading and running (assumed ranges, dropped texts, ...).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | Any,
+        *,
+        kind: str = "module",
+        source: str = "<module>",
+        sha256: str | None = None,
+        arch: str | None = None,
+        input_range: Range = (-1.0, 1.0),
+        output_range: Range | None = None,
+        seed: int = 0,
+        device: str | torch.device | None = None,
+        trusted: bool = False,
+        warnings: Sequence[str] = (),
+    ) -> None:
+        if not callable(model):
+            raise I2IInputError(f"generator {source}: a {type(model).__name__} is not callable")
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        if isinstance(model, nn.Module):
+            model = model.to(self.device).eval()
+            for p in model.parameters():  # not requires_grad_(): ScriptModules do not support it
+                p.requires_grad_(False)
+        self.model = model
+        self.kind = kind
+        self.source = source
+        self.sha256 = sha256
+        self.arch = arch
+        self.input_range = check_range(input_range, f"generator {source}: input_range")
+        self.output_range = (None if output_range is None
+                             else check_range(output_range, f"generator {source}: output_range"))
+        self.output_range_detected = False
+        self.seed = int(seed)
+        self.trusted = trusted
+        self.warnings: list[str] = list(warnings)
+        self.takes_texts, self.requires_texts = _text_parameter(model)
+        self._input_dtype = _float_dtype(model)
+        self._warned_texts_dropped = False
+
+    def __repr__(self) -> str:
+        sha = f", sha256={self.sha256[:12]}…" if self.sha256 else ""
+        arch = f", arch={self.arch!r}" if self.arch else ""
+        return f"Generator({self.kind}, {self.source!r}{arch}{sha})"
+
+    def provenance(self) -> dict[str, Any]:
+        """What was loaded and how it is run, as JSON-serialisable data (for reports)."""
+        return {
+            "source": self.source, "kind": self.kind, "sha256": self.sha256, "arch": self.arch,
+            "trusted": self.trusted, "input_range": list(self.input_range),
+            "output_range": list(self.output_range) if self.output_range else None,
+            "output_range_detected": self.output_range_detected, "seed": self.seed,
+            "device": str(self.device), "takes_texts": self.takes_texts, "warnings": list(self.warnings),
+        }
+
+    def __call__(
+        self, images: torch.Tensor, texts: Sequence[str] | None = None, *, names: Sequence[str] | None = None
+    ) -> torch.Tensor:
+        """Run the model on ``images`` (N, 3, H, W) in [0, 1]; returns (N, 3, H', W') in [0, 1].
+
+        ``names`` (one per image) are used in error messages instead of ``sample <i>``.
+
+        Raises:
+            I2IInputError: bad ``images`` or ``texts``, or texts missing for a model that requires them.
+            GeneratorOutputError: the output is unusable (see the class docstring).
+        """
+        _check_images(images)
+        n = images.shape[0]
+        texts = check_texts(texts, n)
+        labels = list(names) if names is not None else [f"sample {i}" for i in range(n)]
+        if len(labels) != n:
+            raise I2IInputError(f"names has {len(labels)} entries for {n} images")
+        low, high = self.input_range
+        x = (images.to(self.device, torch.float32) * (high - low) + low).to(self._input_dtype)
+        args: tuple = (x,)
+        if texts is not None and self.takes_texts:
+            args = (x, texts)
+        elif texts is None and self.requires_texts:
+            raise I2IInputError(
+                f"generator {self.source} takes instruction texts (its forward has a required second argument); "
+                "pass texts="
+            )
+        elif texts is not None and not self._warned_texts_dropped:
+            self._warned_texts_dropped = True
+            self.warnings.append(f"generator {self.source} does not take texts (its forward has one input); "
+                                 "the texts were not passed to it")
+        if isinstance(self.model, nn.Module):
+            self.model.eval()
+        with torch.random.fork_rng(**_rng_devices(self.device)), torch.inference_mode():
+            torch.manual_seed(self.seed)
+            out = self.model(*args)
+        return self._to_unit(out, n, labels)
+
+    def _to_unit(self, out: Any, n: int, labels: list[str]) -> torch.Tensor:
+        """Validate a raw output batch and map it from ``output_range`` to [0, 1] (float32, CPU)."""
+        every = range(n)
+        given = f"{n} input images ({', '.join(labels[:4])}{', ...' if n > 4 else ''})"
+        if not isinstance(out, torch.Tensor):
+            raise GeneratorOutputError(f"generator {self.source} returned a {type(out).__name__}, not an image "
+                                       f"tensor, for {given}", indices=every)
+        shape = tuple(out.shape)
+        if out.ndim != 4 or shape[0] != n or shape[1] not in (1, 3):
+            raise GeneratorOutputError(
+                f"generator {self.source} returned shape {shape} for {given}; expected ({n}, 3, H, W) "
+                "(or 1 channel, replicated to RGB)", indices=every)
+        if out.is_complex() or out.dtype == torch.bool:
+            raise GeneratorOutputError(f"generator {self.source} returned a {out.dtype} tensor, not real-valued "
+                                       f"images, for {given}", indices=every)
+        # Arithmetic outside inference mode gives an ordinary tensor (no inference-tensor surprises downstream).
+        out = out.detach().to("cpu").float()
+        if shape[1] == 1:
+            out = out.expand(-1, 3, -1, -1)
+        flat = out.flatten(1)
+        finite = torch.isfinite(flat)
+        nonfinite = ~finite.all(1)
+        mins = torch.where(finite, flat, torch.inf).amin(1)
+        maxs = torch.where(finite, flat, -torch.inf).amax(1)
+        if self.output_range is None and finite.any():
+            self.output_range = (-1.0, 1.0) if float(mins.min()) < -RANGE_TOLERANCE else (0.0, 1.0)
+            self.output_range_detected = True
+            self.warnings.append(f"output range of generator {self.source} detected as {list(self.output_range)} "
+                                 "from its first output batch; pass output_range= to declare it")
+        problems: list[tuple[int, str]] = [(i, "NaN or Inf values") for i in nonfinite.nonzero().flatten().tolist()]
+        if self.output_range is not None:
+            low, high = self.output_range
+            outside = ~nonfinite & ((mins < low - RANGE_TOLERANCE) | (maxs > high + RANGE_TOLERANCE))
+            how = "detected" if self.output_range_detected else "declared"
+            problems += [
+                (i, f"values in [{float(mins[i]):.4g}, {float(maxs[i]):.4g}] outside the {how} output range "
+                    f"[{low:g}, {high:g}]")
+                for i in outside.nonzero().flatten().tolist()
+            ]
+        if problems:
+            problems.sort()
+            detail = "; ".join(f"{labels[i]}: {why}" for i, why in problems)
+            raise GeneratorOutputError(f"generator {self.source} produced invalid output for "
+                                       f"{len(problems)} of {n} samples: {detail}", indices=[i for i, _ in problems])
+        low, high = self.output_range  # type: ignore[misc]  # set above: every sample was finite
+        return ((out - low) / (high - low)).clamp_(0.0, 1.0)
+
+
+@dataclass
+class GenerationResult:
+    """Outputs of :func:`generate`, aligned with the input images.
+
+    Attributes:
+        names: the input images' names.
+        outputs: per input image, its output (3, H', W') float32 in [0, 1], or ``None`` if it failed.
+        errors: sample index -> message (naming the sample) for every sample without an output.
+        wall_time_s: seconds spent.
+    """
+
+    names: list[str]
+    outputs: list[torch.Tensor | None]
+    errors: dict[int, str] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+
+    @property
+    def ok_indices(self) -> list[int]:
+        """Indices of the samples that have an output."""
+        return [i for i, o in enumerate(self.outputs) if o is not None]
+
+    def output_images(self, label: str = "generated") -> ImageSet:
+        """The successful outputs as an :class:`ImageSet`, named like their inputs.
+
+        Raises:
+            I2IInputError: no sample has an output.
+        """
+        ok = self.ok_indices
+        return ImageSet([self.names[i] for i in ok], [lambda t=self.outputs[i]: t for i in ok], label)
+
+
+def generate(
+    generator: Generator, images: ImageSet | Any, texts: Sequence[str] | None = None, *, batch_size: int = 8
+) -> GenerationResult:
+    """Run ``generator`` on every image; per-sample failures become ``errors``, never exceptions.
+
+    Consecutive images of equal size are batched. When a batch fails (the model raises or its
+    output fails validation), its samples are rerun one by one so that only the bad samples get
+    an error and the others their output. An input image that cannot be decoded is an error of
+    that sample too.
+
+    Args:
+        generator: a loaded :class:`Generator`.
+        images: an :class:`ImageSet` or anything :func:`pytest_i2i.load_images` accepts.
+        texts: one instruction per image for instruction-based editors.
+        batch_size: images per model call.
+
+    Raises:
+        I2IInputError: bad ``texts`` or ``batch_size``, or texts missing for a model that needs them.
+    """
+    start = time.perf_counter()
+    if not isinstance(generator, Generator):
+        raise I2IInputError(f"generate() needs a Generator (from load_generator() or Generator(model)), "
+                            f"got {type(generator).__name__}")
+    images = load_images(images, name="inputs")
+    texts = check_texts(texts, len(images))
+    if batch_size < 1:
+        raise I2IInputError(f"batch_size must be >= 1, got {batch_size}")
+    result = GenerationResult(list(images.names), [None] * len(images))
+    for idx, batch in _decoded_batches(images, batch_size, result.errors):
+        _run_batch(generator, idx, batch, texts, result)
+    result.wall_time_s = time.perf_counter() - start
+    return result
+
+
+def _decoded_batches(
+    images: ImageSet, batch_size: int, errors: dict[int, str]
+) -> Iterator[tuple[list[int], torch.Tensor]]:
+    # Not ImageSet.iter_batches: a sample that fails to decode must become that sample's error,
+    # whereas an exception inside iter_batches would end the whole run.
+    idx: list[int] = []
+    imgs: list[torch.Tensor] = []
+    for i in range(len(images)):
+        try:
+            img = images[i]
+        except I2IInputError as e:
+            errors[i] = f"{images.names[i]}: input image unusable: {e}"
+            continue
+        if imgs and (img.shape != imgs[0].shape or len(imgs) == batch_size):
+            yield idx, torch.stack(imgs)
+            idx, imgs = [], []
+        idx.append(i)
+        imgs.append(img)
+    if imgs:
+        yield idx, torch.stack(imgs)
+
+
+def _run_batch(generator: Generator, idx: list[int], batch: torch.Tensor, texts: list[str] | None,
+               result: GenerationResult) -> None:
+    names = [result.names[i] for i in idx]
+    try:
+        out = generator(batch, None if texts is None else [texts[i] for i in idx], names=names)
+    except I2IInputError:
+        raise  # a usage problem (e.g. texts missing), the same for every sample
+    except Exception as e:  # noqa: BLE001 - whatever the user's model raises is that sample's failure
+        if len(idx) > 1:
+            for j, i in enumerate(idx):
+                _run_batch(generator, [i], batch[j:j + 1], texts, result)
+            return
+        message = str(e) if isinstance(e, GeneratorOutputError) else \
+            f"generator {generator.source} raised {type(e).__name__} on {names[0]}: {_first_line(e)}"
+        result.errors[idx[0]] = message
+        return
+    for j, i in enumerate(idx):
+        result.outputs[i] = out[j]
+
+
+def check_texts(texts: Sequence[str] | None, n: int) -> list[str] | None:
+    """``texts`` as a list of ``n`` strings (or ``None``); raises :class:`I2IInputError` otherwise."""
+    if texts is None:
+        return None
+    if isinstance(texts, str) or not isinstance(texts, Sequence):
+        raise I2IInputError(f"texts must be a list of strings (one per image), got {type(texts).__name__}")
+    texts = list(texts)
+    if len(texts) != n:
+        raise I2IInputError(f"texts has {len(texts)} entries for {n} images; pass one text per image")
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise I2IInputError(f"texts[{bad[0]}] is a {type(texts[bad[0]]).__name__}, not a string")
+    return texts
+
+
+def _check_images(images: Any) -> None:
+    if not isinstance(images, torch.Tensor):
+        raise I2IInputError(f"images must be a (N, 3, H, W) tensor in [0, 1], got {type(images).__name__}")
+    if images.ndim != 4 or images.shape[0] < 1 or images.shape[1] != 3 or not images.is_floating_point():
+        raise I2IInputError(f"images must be a non-empty float (N, 3, H, W) tensor in [0, 1], got "
+                            f"{images.dtype} of shape {tuple(images.shape)}")
+    if not bool(torch.isfinite(images).all()) or float(images.min()) < 0.0 or float(images.max()) > 1.0:
+        raise I2IInputError("images must be finite and in [0, 1] (see pytest_i2i.load_images for other ranges)")
+
+
+def _text_parameter(model: Any) -> tuple[bool, bool]:
+    """(whether ``model``'s forward takes a second positional argument, whether it is required)."""
+    fn = model.forward if isinstance(model, nn.Module) else model
+    schema = getattr(fn, "schema", None)
+    if schema is not None:  # TorchScript method or function
+        args = [a for a in schema.arguments if not a.kwarg_only]
+        if args and args[0].name == "self":
+            args = args[1:]
+        return (len(args) >= 2, len(args) >= 2 and not args[1].has_default_value())
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # builtins without a signature: assume images only
+        return (False, False)
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) < 2:
+        return (False, False)
+    return (True, positional[1].default is inspect.Parameter.empty)
+
+
+def _float_dtype(model: Any) -> torch.dtype:
+    if isinstance(model, nn.Module):
+        for p in model.parameters():
+            if p.is_floating_point():
+                return p.dtype
+    return torch.float32
+
+
+def _rng_devices(device: torch.device) -> dict[str, Any]:
+    if device.type == "cpu":
+        return {"devices": []}
+    index = device.index if device.index is not None else getattr(torch, device.type).current_device()
+    return {"devices": [index], "device_type": device.type}
+
+
+def _first_line(e: BaseException) -> str:
+    return ((str(e).splitlines() or ["(no message)"])[0])[:300]
+

@@ -1,0 +1,107 @@
+"""The session report: records of every metric computed in a pytest session, merged once.
+
+Report JSON (``<report dir>/i2i-report.json``, schema ``pytest-i2i-report/1``)::
+
+    {
+      "schema": "pytest-i2i-report/1",
+      "session": {"options": {...}, "model": {...}, "dataset": {...}},
+      "metrics": [                       # sorted by test id, then call order within the test
+        {"test": "<node id>", "outcome": "passed" | "failed" | "skipped",
+         "result": {MetricResult.to_dict() without wall_time_s},
+         "checks": [{"op": ">=", "threshold": 0.2, "passed": true, ...}]}
+      ],
+      "generation_errors": {"<uid>": "<message>"}
+    }
+
+It holds no timestamps or timings (those go to ``timings.json``), so equal inputs, seed and
+options give a byte-identical file, with or without pytest-xdist. Under xdist each worker
+writes its part to ``<parts dir>/<worker>.json``; the controller merges the parts once and
+renders the HTML page from the merged file. Writes are atomic (temporary file + rename).
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "pytest-i2i-report/1"
+REPORT_NAME = "i2i-report.json"
+TIMINGS_NAME = "timings.json"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=True, allow_nan=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def metric_entry(test: str, order: int, result: Any, outcome: str) -> dict[str, Any]:
+    data = result.to_dict()
+    data.pop("wall_time_s", None)
+    return {"test": test, "order": order, "outcome": outcome, "result": data, "checks": list(result.checks)}
+
+
+def sort_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(entries, key=lambda e: (e["test"], e["order"]))
+
+
+def build_report(entries: list[dict[str, Any]], session: dict[str, Any],
+                 generation_errors: dict[str, str]) -> dict[str, Any]:
+    return {"schema": SCHEMA, "session": session, "metrics": sort_entries(entries),
+            "generation_errors": dict(sorted(generation_errors.items()))}
+
+
+def merge_parts(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One report from the workers' parts (their session blocks are identical; errors are unioned)."""
+    entries = [e for p in parts for e in p.get("metrics", [])]
+    errors: dict[str, str] = {}
+    for p in parts:
+        errors.update(p.get("generation_errors", {}))
+    session = next((p["session"] for p in parts if p.get("session")), {})
+    return build_report(entries, session, errors)
+
+
+def read_parts(parts_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(parts_dir.glob("*.json"))]
+
+
+def terminal_lines(entries: list[dict[str, Any]]) -> list[str]:
+    """The summary table: one row per metric computed in the session."""
+    if not entries:
+        return []
+    rows = [("test", "metric", "value", "95% CI / std", "n", "threshold", "result", "weights")]
+    for e in sort_entries(entries):
+        r = e["result"]
+        ci = r.get("ci")
+        spread = (f"[{_num(ci[0])}, {_num(ci[1])}]" if ci else (f"± {_num(r['std'])}" if r.get("std") is not None
+                                                               else ""))
+        thresholds = ", ".join(f"{c['op']} {_num(c['threshold'])}" for c in e["checks"]) or "-"
+        verdict = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}.get(e["outcome"], e["outcome"])
+        weights = "-" if not r.get("backbone") else ("calibrated" if r.get("calibrated") else "UNCALIBRATED")
+        name = r["name"] + (" (baseline)" if (r.get("extra") or {}).get("evaluated") == "baseline" else "")
+        rows.append((e["test"].split("::")[-1], name, _num(r["value"]), spread, str(r["n"]), thresholds,
+                     verdict, weights))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    if any(not e["result"].get("calibrated", True) for e in entries):
+        lines.append("WARNING: uncalibrated backbone weights were used: those numbers are for smoke tests only.")
+    return lines
+
+
+def _num(x: Any) -> str:
+    return f"{x:.4g}" if isinstance(x, (int, float)) else str(x)

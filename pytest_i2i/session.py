@@ -1,0 +1,166 @@
+"""One pytest session's evaluation state: dataset, generators, outputs (computed once), metric records.
+
+The plugin creates an :class:`I2ISession` at configure time; fixtures read from it lazily, so
+nothing heavy is loaded unless a test asks for it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any
+
+import pytest
+
+from pytest_i2i.config import I2IOptions
+from pytest_i2i.result import MetricResult
+
+PAIRED_TO_TARGET = ("l1", "psnr", "ssim", "ms_ssim", "ciede2000")
+PAIRED_TO_INPUT = ("clip_image", "dino_image", "vit_patch_distance")
+SET_TO_TARGET = ("fid", "kid", "fd_vit", "cmmd")
+METRIC_NAMES = PAIRED_TO_TARGET + PAIRED_TO_INPUT + SET_TO_TARGET + ("inception_score", "clip_text", "clip_direction")
+
+
+class I2ISession:
+    def __init__(self, options: I2IOptions, thresholds: dict[str, dict[str, Any]]):
+        self.options = options
+        self.thresholds = thresholds
+        self.records: dict[str, list[MetricResult]] = {}
+        self.outcomes: dict[str, str] = {}
+
+    # -- data and generators -------------------------------------------------------------------
+    @cached_property
+    def dataset(self) -> Any:
+        from pytest_i2i.data import load_dataset
+
+        return load_dataset(self.options.data, max_samples=self.options.max_samples)
+
+    def _load_generator(self, spec: str) -> Any:
+        from pytest_i2i.generators import load_generator
+
+        return load_generator(spec, arch=self.options.arch, trust=self.options.trust_checkpoint,
+                              device=self.options.device, seed=self.options.seed)
+
+    @cached_property
+    def generator(self) -> Any:
+        if not self.options.model:
+            pytest.skip("no generator given: pass --i2i-model=CHECKPOINT")
+        return self._load_generator(self.options.model)
+
+    @cached_property
+    def baseline_generator(self) -> Any:
+        if not self.options.baseline:
+            pytest.skip("no baseline given: pass --i2i-baseline=CHECKPOINT")
+        return self._load_generator(self.options.baseline)
+
+    def _generate(self, gen: Any) -> Any:
+        from pytest_i2i.generators import generate
+
+        ds = self.dataset
+        return generate(gen, ds.inputs(), texts=ds.instructions(), batch_size=self.options.batch_size)
+
+    @cached_property
+    def outputs(self) -> Any:
+        return self._generate(self.generator)
+
+    @cached_property
+    def baseline_outputs(self) -> Any:
+        return self._generate(self.baseline_generator)
+
+    # -- aligned views for metrics ---------------------------------------------------------------
+    def aligned(self, outputs: Any) -> dict[str, Any]:
+        """Inputs, targets, texts and outputs restricted to the samples that generated cleanly."""
+        ds = self.dataset
+        ok = outputs.ok_indices
+        if not ok:
+            pytest.fail("the generator produced no valid output for any sample: " + "; ".join(
+                f"{ds.uids[i]}: {msg}" for i, msg in sorted(outputs.errors.items())[:5]))
+        targets = ds.targets()  # the dataset names its images by uid, and so do the outputs
+        views: dict[str, Any] = {
+            "inputs": ds.inputs().subset(ok),
+            "outputs": outputs.output_images("outputs"),
+            "targets": None if targets is None else targets.subset(ok),
+        }
+        for key, getter in (("instructions", ds.instructions), ("source_captions", ds.source_captions),
+                            ("target_captions", ds.target_captions)):
+            texts = getter()
+            views[key] = None if texts is None else [texts[i] for i in ok]
+        return views
+
+    def default_args(self, metric: str, *, baseline: bool = False) -> tuple[Any, ...]:
+        """What a metric fixture called without arguments evaluates: the model's (or the baseline's)
+        outputs on the dataset, against the targets, the inputs or the captions as the metric needs."""
+        v = self.aligned(self.baseline_outputs if baseline else self.outputs)
+
+        def need(key: str) -> Any:
+            if v[key] is None:
+                pytest.skip(f"{metric}: the dataset has no {key.replace('_', ' ')}")
+            return v[key]
+
+        if metric in PAIRED_TO_TARGET or metric in SET_TO_TARGET:
+            return (need("targets"), v["outputs"])
+        if metric in PAIRED_TO_INPUT:
+            return (v["inputs"], v["outputs"])
+        if metric == "inception_score":
+            return (v["outputs"],)
+        if metric == "clip_text":
+            return (v["outputs"], need("target_captions"))
+        if metric == "clip_direction":
+            return (v["inputs"], v["outputs"], need("source_captions"), need("target_captions"))
+        raise KeyError(metric)
+
+    # -- records ---------------------------------------------------------------------------------
+    def record(self, nodeid: str, result: MetricResult) -> None:
+        self.records.setdefault(nodeid, []).append(result)
+
+
+class BoundMetric:
+    """A metric function bound to the session's device, batch size, seed and weights policy.
+
+    ``metric()`` evaluates the model's outputs on the session dataset; ``metric(a, b, ...)``
+    evaluates the given inputs. Missing backbone weights skip the test with the exact file to
+    install, or fail it under ``--i2i-require-weights``. Every result is recorded for the
+    reports and attached to JUnit XML with ``record_property``.
+    """
+
+    def __init__(self, session: I2ISession, name: str, nodeid: str,
+                 record_property: Callable[[str, object], None]):
+        import pytest_i2i
+
+        self.session = session
+        self.name = name
+        self.nodeid = nodeid
+        self.record_property = record_property
+        self.fn = getattr(pytest_i2i, name)
+        params = inspect.signature(self.fn).parameters
+        accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        opts = session.options
+        self.defaults = {k: v for k, v in (("device", opts.device), ("batch_size", opts.batch_size),
+                                           ("seed", opts.seed)) if k in params or (accepts_any and k != "device")}
+
+    def on_baseline(self, **kwargs: Any) -> MetricResult:
+        """The metric on the baseline's outputs (``--i2i-baseline``), the counterpart of ``metric()``."""
+        result = self(*self.session.default_args(self.name, baseline=True), **kwargs)
+        result.extra["evaluated"] = "baseline"
+        return result
+
+    def __call__(self, *args: Any, **kwargs: Any) -> MetricResult:
+        from pytest_i2i.errors import WeightsError
+
+        if not args:
+            args = self.session.default_args(self.name)
+        call_kwargs = {**self.defaults, **kwargs}
+        try:
+            result = self.fn(*args, **call_kwargs)
+        except WeightsError as e:
+            if self.session.options.require_weights:
+                pytest.fail(f"{self.name}: backbone weights missing and --i2i-require-weights is set:\n{e}",
+                            pytrace=False)
+            pytest.skip(f"{self.name}: backbone weights not installed: {e}")
+        self.session.record(self.nodeid, result)
+        self.record_property(f"i2i.{self.name}", result.value)
+        return result
+
+    def __repr__(self) -> str:
+        return f"<i2i metric fixture {self.name}>"
