@@ -3,6 +3,7 @@
     i2i samples OUT              write the bundled photos and a degraded copy (the demo folders)
     i2i score REAL FAKE          score two folders: paired metrics and FID/KID/IS
     i2i stats IMAGES OUT.npz     save reference feature statistics for FID
+    i2i generate MODEL OUT       run a generator on a dataset and write its outputs as PNG
     i2i backbones                list the registered backbones
 
 Exit status: 0 success, 1 a metric failed, 2 bad input or usage (message on stderr).
@@ -54,6 +55,17 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None)
     t.add_argument("--batch-size", type=int, default=32)
 
+    g = sub.add_parser("generate", help="run a generator on a dataset and write its outputs as PNG files")
+    g.add_argument("model", help="checkpoint (TorchScript, state_dict + --arch) or package.module:factory")
+    g.add_argument("out", help="output folder (one <uid>.png per sample)")
+    g.add_argument("--data", default=None, help="dataset folder or manifest (default: the built-in sample set)")
+    g.add_argument("--arch", default=None, help="architecture of a bare state_dict")
+    g.add_argument("--trust-checkpoint", action="store_true",
+                   help="allow unpickling a full model object (runs code from the file)")
+    g.add_argument("--device", default=None)
+    g.add_argument("--batch-size", type=int, default=8)
+    g.add_argument("--seed", type=int, default=0)
+
     sub.add_parser("backbones", help="list the registered backbones")
     return p
 
@@ -63,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     from pytest_i2i.errors import I2IError
 
     try:
-        return {"score": _score, "samples": _samples, "stats": _stats, "backbones": _backbones}[args.command](args)
+        commands = {"score": _score, "samples": _samples, "stats": _stats, "generate": _generate,
+                    "backbones": _backbones}
+        return commands[args.command](args)
     except I2IError as e:
         print(f"i2i: error: {e}", file=sys.stderr)
         return 2
@@ -176,6 +190,27 @@ def _stats(args: argparse.Namespace) -> int:
     path = stats.save(args.out)
     print(f"wrote statistics of {stats.n} images ({stats.dim}-d, {stats.meta}) to {path}")
     return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from pytest_i2i.data import load_dataset
+    from pytest_i2i.generators import generate, load_generator
+
+    dataset = load_dataset(args.data)
+    gen = load_generator(args.model, arch=args.arch, trust=args.trust_checkpoint, device=args.device, seed=args.seed)
+    result = generate(gen, dataset.inputs(), texts=dataset.instructions(), batch_size=args.batch_size)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for uid, img in zip(dataset.uids, result.outputs):
+        if img is not None:
+            arr = (img.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")
+            Image.fromarray(arr).save(out / f"{uid}.png")
+    print(f"wrote {len(result.ok_indices)} of {len(dataset)} outputs to {out}")
+    for i, msg in sorted(result.errors.items()):
+        print(f"failed: {dataset.uids[i]}: {msg}", file=sys.stderr)
+    return 1 if result.errors else 0
 
 
 def _backbones(args: argparse.Namespace) -> int:

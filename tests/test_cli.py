@@ -60,3 +60,23 @@ def test_bad_input_exits_2_with_message(tmp_path, capsys):
 def test_console_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "pytest_i2i.cli", "backbones"], capture_output=True, text=True)
     assert out.returncode == 0 and "inception-fid" in out.stdout
+
+
+def test_generate_writes_outputs_with_the_shared_loader(tmp_path, capsys):
+    import torch
+
+    from pytest_i2i.generators import GeneratorArch, register_generator_arch, unregister_generator_arch
+
+    register_generator_arch(GeneratorArch("cli-test-identity", build=lambda: torch.nn.Conv2d(3, 3, 1),
+                                          input_range=(0.0, 1.0), output_range=(0.0, 1.0)))
+    try:
+        conv = torch.nn.Conv2d(3, 3, 1)
+        with torch.no_grad():
+            conv.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+            conv.bias.zero_()
+        torch.save(conv.state_dict(), tmp_path / "identity.pth")
+        rc = main(["generate", str(tmp_path / "identity.pth"), str(tmp_path / "out"), "--arch", "cli-test-identity"])
+    finally:
+        unregister_generator_arch("cli-test-identity")
+    assert rc == 0 and "wrote 8 of 8 outputs" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir())[0] == "astronaut.png"
