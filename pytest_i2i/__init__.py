@@ -32,6 +32,9 @@ _LAZY = {
     "fd_vit": "pytest_i2i.metrics.vit",
     "dino_image": "pytest_i2i.metrics.vit",
     "vit_patch_distance": "pytest_i2i.metrics.vit",
+    "layout_contrast": "pytest_i2i.metrics.layout",
+    "fcn_score": "pytest_i2i.metrics.layout",
+    "patchgan_realism": "pytest_i2i.metrics.patchgan",
     "FeatureStats": "pytest_i2i.metrics.functional.frechet",
     "compute_stats": "pytest_i2i.metrics.inception",
     # backbones

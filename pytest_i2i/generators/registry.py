@@ -84,8 +84,14 @@ def unregister_generator_arch(name: str) -> None:
     _ARCHS.pop(name, None)
 
 
+def _ensure_builtins() -> None:
+    """Register the built-in architectures (pix2pix / CycleGAN) on first use; their module imports torch."""
+    import pytest_i2i.generators.pix2pix  # noqa: F401
+
+
 def list_generator_archs() -> list[str]:
     """Sorted names of the registered generator architectures."""
+    _ensure_builtins()
     return sorted(_ARCHS)
 
 
@@ -95,6 +101,7 @@ def get_generator_arch(name: str) -> GeneratorArch:
     Raises:
         UnknownNameError: ``name`` is not registered (the message lists the registered names).
     """
+    _ensure_builtins()
     try:
         return _ARCHS[name]
     except KeyError:
@@ -110,6 +117,7 @@ def detect_arch(state_dict: Mapping, *, source: str = "the checkpoint") -> str:
         I2IInputError: no architecture or several match; the message names ``source`` and lists
             the candidates to pass as ``arch=`` / ``--i2i-arch``.
     """
+    _ensure_builtins()
     matches = []
     for name in sorted(_ARCHS):
         detect = _ARCHS[name].detect
