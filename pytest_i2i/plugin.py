@@ -50,14 +50,29 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 class _XdistController:
-    """Gives every xdist worker the folder where it writes its part of the report."""
+    """Gives every xdist worker the folder where it writes its part of the report (created on the
+    first worker, removed once the parts are merged, so unrelated runs leave nothing behind)."""
 
     def __init__(self) -> None:
-        self.parts_dir = Path(tempfile.mkdtemp(prefix="i2i-parts-"))
+        self.parts_dir: Path | None = None
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
+        if self.parts_dir is None:
+            self.parts_dir = Path(tempfile.mkdtemp(prefix="i2i-parts-"))
         node.workerinput[PARTS_DIR_KEY] = str(self.parts_dir)
+
+    def take_parts(self) -> list[dict[str, Any]]:
+        import shutil
+
+        from pytest_i2i.report import read_parts
+
+        if self.parts_dir is None:
+            return []
+        parts = read_parts(self.parts_dir)
+        shutil.rmtree(self.parts_dir, ignore_errors=True)
+        self.parts_dir = None
+        return parts
 
 
 def _session(request: pytest.FixtureRequest) -> I2ISession:
@@ -192,17 +207,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = config.stash.get(SESSION_KEY, None)
     if state is None:
         return
-    from pytest_i2i.report import build_report, merge_parts, read_parts, write_json_atomic
+    from pytest_i2i.report import build_report, merge_parts, write_json_atomic
 
+    used = bool(state.records) or "outputs" in state.__dict__
     part = build_report(_entries(state), _session_block(config, state), _generation_errors(state))
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:  # an xdist worker: hand the part to the controller
-        if state.options.report is not None:
-            _export_images(state, state.options.report)
-        write_json_atomic(Path(workerinput[PARTS_DIR_KEY]) / f"{workerinput['workerid']}.json", part)
+        if used:
+            if state.options.report is not None:
+                _export_images(state, state.options.report)
+            write_json_atomic(Path(workerinput[PARTS_DIR_KEY]) / f"{workerinput['workerid']}.json", part)
         return
     controller = config.pluginmanager.get_plugin("i2i-xdist")
-    parts = read_parts(controller.parts_dir) if controller is not None else []
+    parts = controller.take_parts() if controller is not None else []
+    if not used and not parts:
+        return
     report = merge_parts(parts + [part]) if parts else part
     config.hook.pytest_i2i_modify_report(config=config, report=report)
     config.stash[_REPORT_KEY] = report

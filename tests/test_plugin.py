@@ -56,3 +56,15 @@ def test_weights_dir_command_line_beats_ini(pytester, tmp_path):
     result.stdout.fnmatch_lines([f"*DIR={cli_dir}"])
     result = pytester.runpytest_subprocess(f"--i2i-weights-dir={tmp_path / 'missing'}")
     result.stderr.fnmatch_lines(["*--i2i-weights-dir*is not a directory*"])
+
+
+def test_unrelated_xdist_run_leaves_no_report_parts(pytester, tmp_path, monkeypatch):
+    import pytest
+
+    pytest.importorskip("xdist")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    pytester.makepyfile("def test_a():\n    pass\n\ndef test_b():\n    pass\n")
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    assert not list(tmp_path.glob("i2i-parts-*"))
+    result.stdout.no_fnmatch_line("*pytest-i2i metrics*")
