@@ -18,7 +18,8 @@ Norms as in that code: ``"batch"`` is ``BatchNorm2d(affine=True, track_running_s
 Importing this module registers the generator architectures ``pix2pix-unet256``,
 ``pix2pix-unet128``, ``pix2pix-resnet9``, ``pix2pix-resnet6`` (batch norm, dropout on, as
 pix2pix trains them) and their ``-instance`` variants (instance norm, and no dropout for the
-ResNets, as CycleGAN trains them). All take and return images in [-1, 1] (tanh head).
+ResNets, as CycleGAN trains them), and ``pix2pix-unet128-ngf8`` (``pix2pix-unet128`` with ngf=8, the
+demo colorization checkpoint's). All take and return images in [-1, 1] (tanh head).
 """
 
 from __future__ import annotations
@@ -244,13 +245,27 @@ def variant_keys(name: str) -> frozenset[str]:
         return frozenset(build_variant(name).state_dict())
 
 
+#: narrow variants with a pinned width: name -> (variant whose layout it has, ngf); ``pix2pix-unet128-ngf8``
+#: is the demo colorization checkpoint's (``demo/colorize_unet128.pth``, see ``train_pix2pix``).
+NARROW_VARIANTS: dict[str, tuple[str, int]] = {"pix2pix-unet128-ngf8": ("pix2pix-unet128", 8)}
+
+
 def _detector(name: str) -> Callable[[Mapping], bool]:
     # The key set encodes everything detection needs: the U-Net depth (one ".model.<i>" per
     # level), the number of residual blocks, the norm (running_mean / num_batches_tracked for
     # batch norm, conv biases for instance norm) and, for ResNets, dropout (it shifts the
-    # indices inside conv_block). Shapes (ngf, channels) are left to the strict load.
+    # indices inside conv_block). Shapes (ngf, channels) are left to the strict load, except
+    # the first conv's width (ngf) that tells a narrow variant from the variant it shares keys with.
+    base, ngf = NARROW_VARIANTS.get(name, (name, None))
+    pinned = {width for other, width in NARROW_VARIANTS.values() if other == name}
+
     def detect(state_dict: Mapping) -> bool:
-        return frozenset(state_dict) == variant_keys(name)
+        if frozenset(state_dict) != variant_keys(base):
+            return False
+        if ngf is None and not pinned:
+            return True
+        width = int(state_dict["model.model.0.weight"].shape[0])
+        return width == ngf if ngf is not None else width not in pinned
 
     return detect
 
@@ -266,5 +281,13 @@ for _name in VARIANTS:
     register_generator_arch(
         GeneratorArch(_name, build=partial(build_variant, _name), input_range=(-1.0, 1.0),
                       output_range=(-1.0, 1.0), detect=_detector(_name), description=_describe(_name)),
+        overwrite=True,
+    )
+
+for _name, (_base, _ngf) in NARROW_VARIANTS.items():
+    register_generator_arch(
+        GeneratorArch(_name, build=partial(build_variant, _base, ngf=_ngf), input_range=(-1.0, 1.0),
+                      output_range=(-1.0, 1.0), detect=_detector(_name),
+                      description=_describe(_base).replace("ngf=64", f"ngf={_ngf}")),
         overwrite=True,
     )
