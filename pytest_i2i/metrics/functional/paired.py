@@ -23,6 +23,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
 from pytest_i2i.errors import I2IInputError
+from pytest_i2i.metrics.functional._tensors import as_float64
 
 __all__ = [
     "ciede2000_map",
@@ -50,13 +51,6 @@ _MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 # --------------------------------------------------------------------------------------------
 
 
-def _as_float64(x: Tensor) -> Tensor:
-    x = x.detach()
-    if x.device.type == "mps":  # MPS has no float64
-        x = x.cpu()
-    return x.to(torch.float64)
-
-
 def _check_images(x: Tensor, name: str) -> None:
     if not isinstance(x, Tensor):
         raise I2IInputError(f"`{name}` must be a torch.Tensor; got {type(x).__name__}")
@@ -75,7 +69,7 @@ def _check_pair(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     if a.shape != b.shape:
         raise I2IInputError(f"`a` and `b` must have the same shape; got {tuple(a.shape)} and {tuple(b.shape)}")
     b = b.to(a.device)
-    return _as_float64(a), _as_float64(b)
+    return as_float64(a, "a"), as_float64(b, "b")
 
 
 def _check_rgb(x: Tensor, name: str) -> None:
@@ -409,7 +403,7 @@ def rgb_to_lab(x: Tensor) -> Tensor:
     """
     _check_images(x, "x")
     _check_rgb(x, "x")
-    return _rgb_to_lab(_as_float64(x)).cpu()
+    return _rgb_to_lab(as_float64(x, "x")).cpu()
 
 
 def _ciede2000_lab(lab1: Tensor, lab2: Tensor) -> Tensor:

@@ -16,26 +16,15 @@ from __future__ import annotations
 
 import math
 
-import torch
+import torch  # noqa: F401  (the docstring examples use it)
 from torch import Tensor
 
 from pytest_i2i.errors import I2IInputError
+from pytest_i2i.metrics.functional._tensors import as_float64
 
 __all__ = ["cosine_similarity", "patch_distance_map", "pool_distance_map"]
 
 EPS = 1e-12
-
-
-def _as_float64(x: Tensor, name: str) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise I2IInputError(f"`{name}` must be a torch.Tensor; got {type(x).__name__}")
-    x = x.detach()
-    if x.device.type == "mps":  # MPS has no float64
-        x = x.cpu()
-    x = x.to(torch.float64)
-    if not torch.isfinite(x).all():
-        raise I2IInputError(f"`{name}` contains NaN or Inf")
-    return x
 
 
 def _check_same(x: Tensor, y: Tensor, names: tuple[str, str], ndim: int, layout: str) -> None:
@@ -69,7 +58,7 @@ def cosine_similarity(x: Tensor, y: Tensor) -> Tensor:
         >>> cosine_similarity(torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 1.0]]))
         tensor([0.7071], dtype=torch.float64)
     """
-    x, y = _as_float64(x, "x"), _as_float64(y, "y")
+    x, y = as_float64(x, "x", finite=True), as_float64(y, "y", finite=True)
     _check_same(x, y, ("x", "y"), 2, "(N, D)")
     return _cos(x, y.to(x.device))
 
@@ -92,7 +81,7 @@ def patch_distance_map(tokens_a: Tensor, tokens_b: Tensor) -> Tensor:
         >>> patch_distance_map(a, a).tolist()
         [[[0.0, 0.0], [0.0, 0.0]]]
     """
-    a, b = _as_float64(tokens_a, "tokens_a"), _as_float64(tokens_b, "tokens_b")
+    a, b = as_float64(tokens_a, "tokens_a", finite=True), as_float64(tokens_b, "tokens_b", finite=True)
     _check_same(a, b, ("tokens_a", "tokens_b"), 4, "(N, h, w, D)")
     return (1.0 - _cos(a, b.to(a.device))).clamp(0.0, 2.0)
 
@@ -119,7 +108,7 @@ def pool_distance_map(dist_map: Tensor, top_k_percent: float = 10.0) -> dict[str
         >>> {k: v.tolist() for k, v in pool_distance_map(m, top_k_percent=50).items()}
         {'mean': [0.25], 'max': [1.0], 'top_k_mean': [0.5]}
     """
-    m = _as_float64(dist_map, "dist_map")
+    m = as_float64(dist_map, "dist_map", finite=True)
     if m.ndim != 3 or m.shape[1] == 0 or m.shape[2] == 0:
         raise I2IInputError(f"`dist_map` must have shape (N, h, w) with h, w >= 1; got {tuple(m.shape)}")
     if not 0.0 < float(top_k_percent) <= 100.0:
