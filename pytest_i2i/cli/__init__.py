@@ -1,0 +1,38 @@
+"""The ``i2i`` command line: one module per subcommand, each with ``register(subparsers)``.
+
+    i2i samples OUT              write the bundled photos and a degraded copy (the demo folders)
+    i2i score REAL FAKE          score two folders: paired metrics and FID/KID/IS
+    i2i stats IMAGES OUT.npz     save reference feature statistics for FID
+    i2i generate MODEL OUT       run a generator on a dataset and write its outputs as PNG
+    i2i backbones                list the registered backbones
+
+Exit status: 0 success, 1 a metric failed, 2 bad input or usage (message on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Subcommand modules, in the order ``i2i --help`` lists them.
+SUBCOMMANDS = ("score", "samples", "stats", "generate", "backbones")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="i2i", description="pytest-i2i: evaluate image-to-image results.")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"pytest_i2i.cli.{name}").register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from pytest_i2i.errors import I2IError
+
+    try:
+        return args.run(args)
+    except I2IError as e:
+        print(f"i2i: error: {e}", file=sys.stderr)
+        return 2
