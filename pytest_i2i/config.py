@@ -48,12 +48,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("max-samples", "use only the first N samples of the dataset", "int", "N"),
     Option("cache-dir", "folder for cached features and outputs", "path", "DIR"),
     Option("report", "write the JSON report and HTML page into this folder", "path", "DIR"),
+    Option("judgments", "human-judgment sets for suites/validation: manifests or folders, comma-separated",
+           "str", "PATHS"),
+    Option("sensitivity-images", "image folder for the sensitivity suite (default: the bundled photos)",
+           "path", "DIR"),
+    Option("progress", "show progress bars for long work (quiet under pytest by default)", "flag"),
     Option("trust-checkpoint", "allow unpickling a full model object from --i2i-model/--i2i-baseline "
            "(runs code from the file: only for checkpoints you trust)", "flag"),
 )
 
 DEFAULTS: dict[str, Any] = {"device": "cpu", "batch_size": 8, "seed": 0, "require_weights": False,
-                            "trust_checkpoint": False}
+                            "trust_checkpoint": False, "progress": False}
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -101,6 +106,9 @@ class I2IOptions:
     cache_dir: Path | None = None
     report: Path | None = None
     trust_checkpoint: bool = False
+    judgments: str | None = None
+    sensitivity_images: Path | None = None
+    progress: bool = False
     sources: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -155,6 +163,8 @@ def _validate(o: I2IOptions) -> None:
         raise pytest.UsageError("--i2i-baseline is the same checkpoint as --i2i-model")
     if o.data is not None and not o.data.exists():
         raise pytest.UsageError(f"--i2i-data: {o.data} does not exist")
+    if o.sensitivity_images is not None and not o.sensitivity_images.is_dir():
+        raise pytest.UsageError(f"--i2i-sensitivity-images: {o.sensitivity_images} is not a directory")
     if o.weights_dir is not None and not o.weights_dir.is_dir():
         raise pytest.UsageError(f"--i2i-weights-dir: {o.weights_dir} is not a directory")
     for attr in ("report", "cache_dir"):

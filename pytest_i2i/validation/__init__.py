@@ -1,0 +1,1 @@
+"""Validating the metrics themselves: human-judgment correlation and sensitivity to local edits."""

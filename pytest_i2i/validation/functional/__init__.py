@@ -1,0 +1,1 @@
+"""The maths of metric validation (no I/O): correlations, agreement, detection statistics."""
