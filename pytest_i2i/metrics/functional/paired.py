@@ -29,6 +29,7 @@ __all__ = [
     "ciede2000_map",
     "ciede2000_per_sample",
     "l1_per_sample",
+    "lab_to_rgb",
     "ms_ssim_per_sample",
     "psnr_per_sample",
     "rgb_to_lab",
@@ -404,6 +405,51 @@ def rgb_to_lab(x: Tensor) -> Tensor:
     _check_images(x, "x")
     _check_rgb(x, "x")
     return _rgb_to_lab(as_float64(x, "x")).cpu()
+
+
+def _lab_to_rgb(lab: Tensor) -> Tensor:
+    l_star, a_star, b_star = lab.unbind(1)
+    fy = (l_star + 16.0) / 116.0
+    fx = a_star / 500.0 + fy
+    fz = (fy - b_star / 200.0).clamp_min(0.0)  # skimage clips negative z the same way
+    f = torch.stack([fx, fy, fz], dim=1)
+    t = torch.where(f > 0.2068966, f**3, (f - 16.0 / 116.0) / 7.787)
+    white = torch.tensor(_D65_2DEG_WHITE, dtype=lab.dtype, device=lab.device).view(1, 3, 1, 1)
+    inverse = torch.linalg.inv(torch.tensor(_XYZ_FROM_RGB, dtype=torch.float64)).to(lab.dtype).to(lab.device)
+    linear = torch.einsum("ij,njhw->nihw", inverse, t * white)
+    linear = linear.clamp_min(0.0)  # out-of-gamut negatives; the power below needs x >= 0
+    return torch.where(linear > 0.0031308, 1.055 * linear ** (1.0 / 2.4) - 0.055, 12.92 * linear)
+
+
+def lab_to_rgb(lab: Tensor, *, clip: bool = True) -> Tensor:
+    r"""Convert CIELAB (D65 white, 2 degree observer) to sRGB, the inverse of :func:`rgb_to_lab`.
+
+    With :math:`f_y = (L^* + 16)/116`, :math:`f_x = f_y + a^*/500`, :math:`f_z = \max(f_y - b^*/200, 0)`,
+    :math:`t = f^3` for :math:`f > 0.2068966`, else :math:`(f - 16/116)/7.787`; XYZ is :math:`t`
+    times the D65 white, mapped to linear sRGB with the inverse sRGB matrix, negatives set to 0,
+    and gamma-encoded (:math:`12.92 v` for :math:`v \le 0.0031308`, else :math:`1.055 v^{1/2.4} - 0.055`).
+    These are skimage's constants, so the result matches ``skimage.color.lab2rgb``.
+
+    Args:
+        lab: float tensor of shape ``(N, 3, H, W)`` holding :math:`(L^*, a^*, b^*)`.
+        clip: clip the result to ``[0, 1]`` (colours outside the sRGB gamut), as skimage does.
+
+    Returns:
+        Float64 CPU tensor of shape ``(N, 3, H, W)``, sRGB.
+
+    Raises:
+        I2IInputError: If ``lab`` is not a 4-D float tensor with 3 channels.
+
+    Example:
+        >>> red = rgb_to_lab(torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1))
+        >>> lab_to_rgb(red).flatten().round(decimals=6)
+        tensor([1., 0., 0.], dtype=torch.float64)
+
+    """
+    _check_images(lab, "lab")
+    _check_rgb(lab, "lab")
+    rgb = _lab_to_rgb(as_float64(lab, "lab"))
+    return (rgb.clamp(0.0, 1.0) if clip else rgb).cpu()
 
 
 def _ciede2000_lab(lab1: Tensor, lab2: Tensor) -> Tensor:
