@@ -123,6 +123,9 @@ def render_html(report: dict[str, Any], out_dir: Path) -> Path:
             f"<h2>{esc(r['name'])} <small>({esc(e['test'])})</small></h2>"
             f"<img src='plots/{plot.name}'><h3>worst {len(cells)} samples</h3>{''.join(cells)}"
         )
+    status = report.get("status", "complete")
+    status_html = ("" if status == "complete" else
+                   f"<p><b>run {esc(status)}: only the tests that finished are listed</b></p>\n")
     errors = report.get("generation_errors") or {}
     err_html = "".join(f"<li>{esc(k)}: {esc(v)}</li>" for k, v in errors.items())
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>pytest-i2i report</title>
@@ -131,7 +134,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px;font-size:13px}} tr.failed{{backgro
 tr.skipped{{background:#eee}} figure{{display:inline-block;margin:2px}} figure img{{height:128px}}
 .sample{{margin:6px 0}}</style></head><body>
 <h1>pytest-i2i report</h1>
-<p>model: {esc(str(report['session'].get('options', {}).get('model')))};
+{status_html}<p>model: {esc(str(report['session'].get('options', {}).get('model')))};
 dataset: {esc(str(report['session'].get('dataset', {}).get('description', '')))}</p>
 <table><tr><th>test</th><th>metric</th><th>value</th><th>95% CI / std</th><th>n</th><th>threshold</th>
 <th>outcome</th><th>backbone</th></tr>{''.join(rows)}</table>
@@ -140,5 +143,7 @@ dataset: {esc(str(report['session'].get('dataset', {}).get('description', '')))}
 </body></html>
 """
     path = out_dir / "index.html"
-    path.write_text(page, encoding="utf-8")
+    tmp = out_dir / ".index.html.tmp"
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)  # atomic: a reader never sees half a page
     return path

@@ -4,7 +4,9 @@ Report JSON (``<report dir>/i2i-report.json``, schema ``pytest-i2i-report/1``)::
 
     {
       "schema": "pytest-i2i-report/1",
+      "status": "complete" | "incomplete" | "interrupted" | "stopped",
       "session": {"options": {...}, "model": {...}, "dataset": {...}},
+      "tests": {"<node id>": "passed" | "failed" | "skipped"},   # every test that finished
       "metrics": [                       # sorted by test id, then call order within the test
         {"test": "<node id>", "outcome": "passed" | "failed" | "skipped",
          "result": {MetricResult.to_dict() without wall_time_s},
@@ -13,10 +15,18 @@ Report JSON (``<report dir>/i2i-report.json``, schema ``pytest-i2i-report/1``)::
       "generation_errors": {"<uid>": "<message>"}
     }
 
-It holds no timestamps or timings (those go to ``timings.json``), so equal inputs, seed and
-options give a byte-identical file, with or without pytest-xdist. Under xdist each worker
-writes its part to ``<parts dir>/<worker>.json``; the controller merges the parts once and
-renders the HTML page from the merged file. Writes are atomic (temporary file + rename).
+``status``: ``"incomplete"`` while the run goes on (the file is rewritten after every test, so
+a run killed half-way, even with SIGKILL, leaves a valid report of the tests that finished),
+``"complete"`` when the session ended normally (whatever the test outcomes), ``"interrupted"``
+after Ctrl-C (KeyboardInterrupt) and ``"stopped"`` when ``-x``/``--maxfail`` ended it early.
+
+It holds no timestamps, timings (those go to ``timings.json``) or host-specific paths:
+absolute paths under the pytest rootdir are written relative to it (:func:`relativize`), so
+equal inputs, seed and options give a byte-identical file, with or without pytest-xdist.
+Under xdist each worker rewrites its part ``<parts dir>/<worker>.json`` after each of its
+tests; the controller rewrites the merged report after each test and merges the parts a last
+time at the end, then renders the HTML page from the merged file. Every write is atomic
+(temporary file in the same folder, fsync, rename): a reader never sees a half-written file.
 
 Standard library only.
 """
@@ -30,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA = "pytest-i2i-report/1"
+STATUSES = ("complete", "incomplete", "interrupted", "stopped")
 REPORT_NAME = "i2i-report.json"
 TIMINGS_NAME = "timings.json"
 
@@ -60,23 +71,45 @@ def sort_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def build_report(entries: list[dict[str, Any]], session: dict[str, Any],
-                 generation_errors: dict[str, str]) -> dict[str, Any]:
-    return {"schema": SCHEMA, "session": session, "metrics": sort_entries(entries),
-            "generation_errors": dict(sorted(generation_errors.items()))}
+                 generation_errors: dict[str, str], tests: dict[str, str] | None = None,
+                 status: str = "complete") -> dict[str, Any]:
+    if status not in STATUSES:
+        raise ValueError(f"report status {status!r} is not one of {STATUSES}")
+    return {"schema": SCHEMA, "status": status, "session": session, "tests": dict(sorted((tests or {}).items())),
+            "metrics": sort_entries(entries), "generation_errors": dict(sorted(generation_errors.items()))}
 
 
-def merge_parts(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """One report from the workers' parts (their session blocks are identical; errors are unioned)."""
+def merge_parts(parts: list[dict[str, Any]], status: str = "complete") -> dict[str, Any]:
+    """One report from the workers' parts (their session blocks are identical; tests and errors are
+    unioned); ``status`` is the merged run's."""
     entries = [e for p in parts for e in p.get("metrics", [])]
     errors: dict[str, str] = {}
+    tests: dict[str, str] = {}
     for p in parts:
         errors.update(p.get("generation_errors", {}))
+        tests.update(p.get("tests", {}))
     session = next((p["session"] for p in parts if p.get("session")), {})
-    return build_report(entries, session, errors)
+    return build_report(entries, session, errors, tests, status)
+
+
+def relativize(data: Any, root: Path) -> Any:
+    """``data`` with every occurrence of the absolute folder ``root`` + separator in its strings
+    removed (dict keys included), so paths under ``root`` read relative to it."""
+    prefix = str(root).rstrip(os.sep) + os.sep
+    if prefix == os.sep:  # a rootdir of "/" would strip every path
+        return data
+    if isinstance(data, str):
+        return data.replace(prefix, "")
+    if isinstance(data, dict):
+        return {relativize(k, root): relativize(v, root) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [relativize(v, root) for v in data]
+    return data
 
 
 def read_parts(parts_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(parts_dir.glob("*.json"))]
+    """The workers' parts (temporary files of writes in progress are skipped: names start with '.')."""
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(parts_dir.glob("[!.]*.json"))]
 
 
 def terminal_lines(entries: list[dict[str, Any]]) -> list[str]:

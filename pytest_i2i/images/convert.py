@@ -16,10 +16,13 @@ Rules (documented in the README, section "Images"):
 - numpy arrays are HWC (or HW); torch tensors are CHW (or HW). Batches: NHWC arrays, NCHW tensors.
 - Images over ``MAX_PIXELS`` pixels (default 89,478,485, Pillow's own warning limit) are refused
   before decoding (decompression-bomb guard).
+- File names that are not valid UTF-8 (POSIX bytes names) are shown with ``\\xNN`` escapes in
+  sample names and messages (:func:`printable`), so a message can always be printed.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import warnings
 from pathlib import Path
@@ -34,6 +37,11 @@ MAX_PIXELS = 89_478_485
 RANGE_TOLERANCE = 1e-6
 
 
+def printable(name: str) -> str:
+    """``name`` with undecodable bytes of a file name (``os.fsdecode``'s lone surrogates) as ``\\xNN``."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _check_range(arr: np.ndarray, name: str, value_range: tuple[float, float]) -> np.ndarray:
     if not np.isfinite(arr).all():
         bad = "NaN" if np.isnan(arr).any() else "Inf"
@@ -41,7 +49,11 @@ def _check_range(arr: np.ndarray, name: str, value_range: tuple[float, float]) -
     lo, hi = value_range
     amin, amax = float(arr.min(initial=lo)), float(arr.max(initial=hi))
     if amin < lo - RANGE_TOLERANCE or amax > hi + RANGE_TOLERANCE:
-        hint = " (declare value_range=(-1, 1) for tanh outputs)" if amin < 0 and value_range == (0.0, 1.0) else ""
+        hint = ""
+        if value_range == (0.0, 1.0) and amin < 0:
+            hint = " (declare value_range=(-1, 1) for tanh outputs)"
+        elif value_range == (0.0, 1.0) and 1.5 < amax <= 255:
+            hint = " (0-255 data? pass uint8 or divide by 255)"
         raise I2IInputError(
             f"{name}: float values span [{amin:.6g}, {amax:.6g}], outside the declared range [{lo:g}, {hi:g}]{hint}"
         )
@@ -152,13 +164,26 @@ def pil_to_tensor(img: Any, name: str) -> torch.Tensor:
     return array_to_tensor(arr, name)
 
 
+def _bad_link(p: Path) -> str:
+    try:
+        p.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 reports a loop this way
+        return "symlink loop"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symlink loop"
+    return "dangling symbolic link (its target does not exist)"
+
+
 def load_image_file(path: str | os.PathLike, name: str | None = None) -> torch.Tensor:
     """Decode one image file to the canonical tensor; every failure is an :class:`I2IInputError` naming it."""
     from PIL import Image, UnidentifiedImageError
 
     p = Path(path)
-    label = name or str(p)
+    label = printable(name or str(p))
     if not p.exists():
+        if p.is_symlink():
+            raise I2IInputError(f"{label}: {_bad_link(p)}")
         raise I2IInputError(f"{label}: file does not exist")
     if not p.is_file():
         raise I2IInputError(f"{label}: not a regular file")
