@@ -51,14 +51,28 @@ _LAZY = {
     "load_images": "pytest_i2i.images",
     "ImageSet": "pytest_i2i.images",
     "sample_images": "pytest_i2i.images",
+    # pipeline and scale-out
+    "configure_pipeline": "pytest_i2i.pipeline",
+    "map_shards": "pytest_i2i.distributed",
     # datasets
     "load_dataset": "pytest_i2i.data",
     "sample_dataset": "pytest_i2i.data",
+    # metric validation against human judgments
+    "load_judgments": "pytest_i2i.validation.judgments",
+    "load_scores": "pytest_i2i.validation.judgments",
+    "JudgmentSet": "pytest_i2i.validation.judgments",
+    "correlate": "pytest_i2i.validation.correlate",
+    "validate": "pytest_i2i.validation.validation_report",
+    # perturbations and metric sensitivity
+    "Perturbation": "pytest_i2i.perturb",
+    "local_edit": "pytest_i2i.perturb",
+    "run_sensitivity": "pytest_i2i.validation.sensitivity",
     # results and errors
     "MetricResult": "pytest_i2i.result",
     "I2IError": "pytest_i2i.errors",
     "I2IInputError": "pytest_i2i.errors",
     "UnknownNameError": "pytest_i2i.errors",
+    "JudgmentError": "pytest_i2i.errors",
     "WeightsNotFound": "pytest_i2i.errors",
     "WeightsHashMismatch": "pytest_i2i.errors",
 }

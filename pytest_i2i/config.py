@@ -46,7 +46,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("require-weights", "error instead of skip when backbone weights are missing", "flag"),
     Option("seed", "seed for generators and bootstrap resampling (default 0)", "int", "N"),
     Option("max-samples", "use only the first N samples of the dataset", "int", "N"),
-    Option("cache-dir", "folder for cached features and outputs", "path", "DIR"),
+    Option("cache-dir", "folder of the on-disk cache of features and generator outputs "
+           "(default: .pytest_cache/d/i2i)", "path", "DIR"),
+    Option("cache-max-size", "size limit of the cache folder, e.g. 500MB or 2GiB (default 2GB; 0 turns the "
+           "cache off)", "str", "SIZE"),
     Option("report", "write the JSON report and HTML page into this folder", "path", "DIR"),
     Option("judgments", "human-judgment sets for suites/validation: manifests or folders, comma-separated",
            "str", "PATHS"),
@@ -104,6 +107,7 @@ class I2IOptions:
     seed: int = 0
     max_samples: int | None = None
     cache_dir: Path | None = None
+    cache_max_size: str | None = None
     report: Path | None = None
     trust_checkpoint: bool = False
     judgments: str | None = None

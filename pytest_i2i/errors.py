@@ -77,3 +77,9 @@ class DatasetError(I2IInputError):
 class UnsafePathError(DatasetError):
     """A path read from a file (manifest, judgment file) escapes its declared root, is absolute
     where that is not allowed, or is a symlink loop."""
+
+
+class JudgmentError(DatasetError):
+    """A human-judgment set or score file (manifest, native table, cell) is unusable.
+
+    The message names the file and, where known, the line, uid or column."""

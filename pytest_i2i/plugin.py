@@ -28,6 +28,10 @@ from pytest_i2i.session import METRIC_NAMES, BoundMetric, I2ISession
 
 SESSION_KEY = pytest.StashKey[I2ISession]()
 PARTS_DIR_KEY = "i2i_parts_dir"
+# node id -> outcome ("passed" / "failed" / "skipped") of every test whose teardown finished, and the
+# phase outcomes of the test in progress: the report's "tests" block
+_TESTS_KEY = pytest.StashKey[dict[str, str]]()
+_PHASES_KEY = pytest.StashKey[dict[str, list[str]]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,23 +42,87 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     from pytest_i2i import hooks
 
     pluginmanager.add_hookspecs(hooks)
+    pluginmanager.register(_HypothesisProfile(), "i2i-hypothesis-profile")
+
+
+class _HypothesisProfile:
+    """Registers the ``i2i-ci`` hypothesis profile (:mod:`pytest_i2i.strategies`) before hypothesis'
+    own plugin loads ``--hypothesis-profile``; does nothing (imports nothing) without that option."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        import importlib.util
+
+        if config.getoption("hypothesis_profile", None) is None or importlib.util.find_spec("hypothesis") is None:
+            return
+        from pytest_i2i.strategies import register_profile
+
+        register_profile()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     options = resolve_options(config)
     if options.weights_dir is not None:
         os.environ[ENV_WEIGHTS_DIR] = str(options.weights_dir)
+    if options.progress:  # read by pytest_i2i.pipeline (also in xdist workers and subprocesses)
+        os.environ["I2I_PROGRESS"] = "1"
+    if _torchrun_rank() is not None:  # every rank runs the suite; metrics shard their images
+        from pytest_i2i.distributed import init_from_env
+
+        init_from_env(options.device)
     config.stash[SESSION_KEY] = I2ISession(options, read_thresholds(config))
-    if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(_XdistController(), "i2i-xdist")
+    config.stash[SESSION_KEY].cache_setting = _cache_setting(config, options)
+    config.stash[_TESTS_KEY] = {}
+    config.stash[_PHASES_KEY] = {}
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_XdistController(config), "i2i-xdist")
+
+
+def _torchrun_rank() -> int | None:
+    """This process's rank when launched by ``torchrun`` with several processes, else ``None``."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "LOCAL_RANK" in os.environ:
+        return int(os.environ.get("RANK", "0"))
+    return None
+
+
+def _cache_setting(config: pytest.Config, options: Any) -> tuple[Path | None, int | None]:
+    """(folder, size limit) of the on-disk cache used by the i2i fixtures: ``--i2i-cache-dir``, else
+    pytest's own cache folder ``.pytest_cache/d/i2i`` (none with ``-p no:cacheprovider``); a size
+    limit of 0 turns it off. Nothing is created until a fixture uses it."""
+    from pytest_i2i import cache
+
+    folder = options.cache_dir
+    if folder is None and getattr(config, "cache", None) is not None:
+        folder = Path(getattr(config.cache, "_cachedir", Path(config.rootpath) / ".pytest_cache")) / "d" / "i2i"
+    try:
+        size = cache.parse_size(options.cache_max_size) if options.cache_max_size is not None else None
+    except Exception as e:  # noqa: BLE001 - I2IInputError, kept out of this import-light module
+        raise pytest.UsageError(f"--i2i-cache-max-size (from {options.sources.get('cache_max_size')}): {e}") from None
+    return (folder if size != 0 else None), size
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _torchrun_rank() is not None:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 class _XdistController:
     """Gives every xdist worker the folder where it writes its part of the report (created on the
-    first worker, removed once the parts are merged, so unrelated runs leave nothing behind)."""
+    first worker, removed once the parts are merged, so unrelated runs leave nothing behind), and
+    rewrites the merged report after each test while the workers run."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
         self.parts_dir: Path | None = None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.parts_dir is None:  # not distributing: the serial hooks below record the tests
+            return
+        if _note_phase(self.config, report.nodeid, report.when, report.outcome):
+            _write_progress(self.config, self.parts_dir)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
@@ -158,7 +226,45 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if session is not None and item.nodeid in session.records:
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
             session.outcomes[item.nodeid] = report.outcome
+    # after the teardown report is made and before it is logged (under xdist: before the worker sends
+    # it to the controller, which then merges a part that already holds this test)
+    if session is not None and _note_phase(item.config, item.nodeid, report.when, report.outcome):
+        _write_progress(item.config)
     return report
+
+
+def _note_phase(config: pytest.Config, nodeid: str, when: str, outcome: str) -> bool:
+    """Record one phase's outcome; True when the test just finished (its teardown was reported)."""
+    if _TESTS_KEY not in config.stash:
+        return False
+    phases = config.stash[_PHASES_KEY].setdefault(nodeid, [])
+    phases.append(outcome)
+    if when != "teardown":
+        return False
+    del config.stash[_PHASES_KEY][nodeid]
+    config.stash[_TESTS_KEY][nodeid] = next((o for o in ("failed", "skipped") if o in phases), "passed")
+    return True
+
+
+def _write_progress(config: pytest.Config, parts_dir: Path | None = None) -> None:
+    """Rewrite the report (status "incomplete") with what finished so far: a worker's part under
+    xdist, the merged report on the controller (``parts_dir``), else the report itself. Only with
+    ``--i2i-report`` and once the session used pytest-i2i."""
+    state = config.stash.get(SESSION_KEY, None)
+    if state is None or state.options.report is None:
+        return
+    from pytest_i2i.report import REPORT_NAME, merge_parts, read_parts, write_json_atomic
+
+    workerinput = getattr(config, "workerinput", None)
+    if parts_dir is not None:
+        parts = read_parts(parts_dir)
+        if parts:
+            write_json_atomic(state.options.report / REPORT_NAME,
+                              merge_parts(parts + [_part(config, state, "incomplete")], "incomplete"))
+    elif state.records or "outputs" in state.__dict__:
+        target = (Path(workerinput[PARTS_DIR_KEY]) / f"{workerinput['workerid']}.json" if workerinput is not None
+                  else state.options.report / REPORT_NAME)
+        write_json_atomic(target, _part(config, state, "incomplete"))
 
 
 def _entries(session: I2ISession) -> list[dict[str, Any]]:
@@ -170,16 +276,33 @@ def _entries(session: I2ISession) -> list[dict[str, Any]]:
 
 def _session_block(config: pytest.Config, session: I2ISession) -> dict[str, Any]:
     block: dict[str, Any] = {"options": {k: v for k, v in session.options.as_dict().items()
-                                         if k not in ("report", "cache_dir")}}
+                                         if k not in ("report", "cache_dir", "cache_max_size")}}
     if "dataset" in session.__dict__:
         ds = session.dataset
         block["dataset"] = {"n": len(ds), "description": getattr(ds, "description", ""),
                             "source": str(getattr(ds, "source", ""))}
-    if "generator" in session.__dict__:
-        block["model"] = {k: str(getattr(session.generator, k)) for k in ("source", "sha256", "arch", "kind")
-                          if hasattr(session.generator, k)}
+    model_info = session.generator_provenance()  # also known when every output came from the cache
+    if model_info is not None:
+        block["model"] = model_info
     config.hook.pytest_i2i_modify_session_info(config=config, info=block)
     return block
+
+
+def _part(config: pytest.Config, state: I2ISession, status: str) -> dict[str, Any]:
+    """This process's report (a worker's part under xdist), paths under the rootdir made relative."""
+    from pytest_i2i.report import build_report, relativize
+
+    part = build_report(_entries(state), _session_block(config, state), _generation_errors(state),
+                        config.stash.get(_TESTS_KEY, {}), status)
+    return relativize(part, config.rootpath)
+
+
+def _final_status(session: pytest.Session, exitstatus: int) -> str:
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        return "interrupted"
+    if session.shouldfail or session.shouldstop:
+        return "stopped"
+    return "complete"
 
 
 def _generation_errors(session: I2ISession) -> dict[str, str]:
@@ -205,12 +328,13 @@ def _export_images(session: I2ISession, report_dir: Path) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     state = config.stash.get(SESSION_KEY, None)
-    if state is None:
+    if state is None or _torchrun_rank() not in (None, 0):  # under torchrun rank 0 writes the report
         return
-    from pytest_i2i.report import build_report, merge_parts, write_json_atomic
+    from pytest_i2i.report import merge_parts, write_json_atomic
 
     used = bool(state.records) or "outputs" in state.__dict__
-    part = build_report(_entries(state), _session_block(config, state), _generation_errors(state))
+    status = _final_status(session, exitstatus)
+    part = _part(config, state, status)
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:  # an xdist worker: hand the part to the controller
         if used:
@@ -222,7 +346,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     parts = controller.take_parts() if controller is not None else []
     if not used and not parts:
         return
-    report = merge_parts(parts + [part]) if parts else part
+    report = merge_parts(parts + [part], status) if parts else part
     config.hook.pytest_i2i_modify_report(config=config, report=report)
     config.stash[_REPORT_KEY] = report
     if state.options.report is not None:

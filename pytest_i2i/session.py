@@ -7,7 +7,8 @@ nothing heavy is loaded unless a test asks for it.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
 
@@ -28,6 +29,22 @@ class I2ISession:
         self.thresholds = thresholds
         self.records: dict[str, list[MetricResult]] = {}
         self.outcomes: dict[str, str] = {}
+        self._provenance: dict[str, dict[str, str] | None] = {}
+        self._aligned: dict[int, tuple[Any, dict[str, Any]]] = {}
+        #: (folder, size limit) of the on-disk cache the fixtures use (set by the plugin); None: no cache
+        self.cache_setting: tuple[Any, Any] = (None, None)
+
+    @contextmanager
+    def cache_scope(self) -> Iterator[None]:
+        """Within the block, the library uses this session's on-disk cache (and only there, so
+        plain library calls in other tests of the same process are unaffected)."""
+        from pytest_i2i import cache
+
+        previous = cache.configure(*self.cache_setting)
+        try:
+            yield
+        finally:
+            cache.restore(previous)
 
     # -- data and generators -------------------------------------------------------------------
     @cached_property
@@ -54,23 +71,55 @@ class I2ISession:
             pytest.skip("no baseline given: pass --i2i-baseline=CHECKPOINT")
         return self._load_generator(self.options.baseline)
 
-    def _generate(self, gen: Any) -> Any:
-        from pytest_i2i.generators import generate
+    def _generate(self, spec: str | None, attr: str) -> Any:
+        """Outputs of the generator ``attr`` on the dataset; with the on-disk cache active (see
+        :mod:`pytest_i2i.cache`), the generator is loaded only when some output is not cached."""
+        from pytest_i2i.cache import get_cache
+        from pytest_i2i.cache.outputs import cached_generate, generator_options
 
+        if not spec:
+            return getattr(self, attr)  # skips the test: no checkpoint given
+        opts = self.options
         ds = self.dataset
-        return generate(gen, ds.inputs(), texts=ds.instructions(), batch_size=self.options.batch_size)
+        with self.cache_scope():
+            store = get_cache()
+            key = None if store is None else generator_options(store, spec, arch=opts.arch, seed=opts.seed,
+                                                               device=opts.device)
+            result, provenance = cached_generate(ds.inputs(), ds.instructions(), load=lambda: getattr(self, attr),
+                                                 options=key, store=store, batch_size=opts.batch_size)
+        self._provenance[attr] = provenance
+        return result
 
     @cached_property
     def outputs(self) -> Any:
-        return self._generate(self.generator)
+        return self._generate(self.options.model, "generator")
 
     @cached_property
     def baseline_outputs(self) -> Any:
-        return self._generate(self.baseline_generator)
+        return self._generate(self.options.baseline, "baseline_generator")
+
+    def generator_provenance(self) -> dict[str, str] | None:
+        """``source``, ``sha256``, ``arch``, ``kind`` of the model under test: from the loaded
+        generator, else from the cache when its outputs were all cached; ``None`` if unused."""
+        if "generator" in self.__dict__:
+            return {k: str(getattr(self.generator, k)) for k in ("source", "sha256", "arch", "kind")
+                    if hasattr(self.generator, k)}
+        return self._provenance.get("generator")
 
     # -- aligned views for metrics ---------------------------------------------------------------
     def aligned(self, outputs: Any) -> dict[str, Any]:
-        """Inputs, targets, texts and outputs restricted to the samples that generated cleanly."""
+        """Inputs, targets, texts and outputs restricted to the samples that generated cleanly.
+
+        Built once per outputs object, so every metric sees the same image sets (the result cache
+        fingerprints each set once, see :mod:`pytest_i2i.cache.results`)."""
+        done = self._aligned.get(id(outputs))
+        if done is not None and done[0] is outputs:
+            return done[1]
+        views = self._aligned_views(outputs)
+        self._aligned[id(outputs)] = (outputs, views)
+        return views
+
+    def _aligned_views(self, outputs: Any) -> dict[str, Any]:
         ds = self.dataset
         ok = outputs.ok_indices
         if not ok:
@@ -152,7 +201,10 @@ class BoundMetric:
             args = self.session.default_args(self.name)
         call_kwargs = {**self.defaults, **kwargs}
         try:
-            result = self.fn(*args, **call_kwargs)
+            with self.session.cache_scope():
+                from pytest_i2i.cache.results import cached_call
+
+                result = cached_call(self.name, self.fn, args, call_kwargs)
         except WeightsError as e:
             if self.session.options.require_weights:
                 pytest.fail(f"{self.name}: backbone weights missing and --i2i-require-weights is set:\n{e}",

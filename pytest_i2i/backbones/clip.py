@@ -127,7 +127,8 @@ class ClipBackbone(Backbone):
         import torch
 
         items = check_texts(texts, name)
-        missing = [t for t in dict.fromkeys(items) if t not in self._text_cache]
+        missing = self.load_cached_texts([t for t in dict.fromkeys(items) if t not in self._text_cache],
+                                         self._text_cache)
         for start in range(0, len(missing), batch_size):
             chunk = missing[start:start + batch_size]
             tokens = self.tokenizer(chunk).to(self.device)
@@ -135,6 +136,7 @@ class ClipBackbone(Backbone):
                 emb = self.model.encode_text(tokens).float().cpu()
             for text, e in zip(chunk, emb):
                 self._text_cache[text] = (e.clone(), self._n_tokens(text) > self.context_length)
+            self.save_cached_texts(chunk, self._text_cache)
         out = torch.stack([self._text_cache[t][0] for t in items])
         if not return_truncated:
             return out

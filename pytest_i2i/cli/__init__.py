@@ -5,6 +5,9 @@
     i2i stats IMAGES OUT.npz     save reference feature statistics for FID
     i2i generate MODEL OUT       run a generator on a dataset and write its outputs as PNG
     i2i backbones                list the registered backbones
+    i2i cache info|clear         show or empty the on-disk feature/output cache (--cache-dir)
+    i2i validate PATH... --out D correlate metrics with human judgments (table, plots, JSON)
+    i2i sensitivity --out D      detection AUROC of controlled local edits vs nuisances, per metric
 
 Exit status: 0 success, 1 a metric failed, 2 bad input or usage (message on stderr).
 """
@@ -16,7 +19,7 @@ import importlib
 import sys
 
 # Subcommand modules, in the order ``i2i --help`` lists them.
-SUBCOMMANDS = ("score", "samples", "stats", "generate", "backbones")
+SUBCOMMANDS = ("score", "samples", "stats", "generate", "backbones", "validate", "sensitivity", "cache")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,18 +27,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--resize", choices=("clean", "legacy-pytorch"), default="clean")
     s.add_argument("--device", default=None)
     s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--num-workers", type=int, default=None, metavar="N",
+                   help="DataLoader worker processes that decode and resize image files "
+                        "(default: $I2I_NUM_WORKERS, else 0 on <= 2 CPUs, else min(4, CPUs - 1))")
     s.add_argument("--json", dest="json_out", default=None, metavar="FILE", help="also write the results as JSON")
+    from pytest_i2i.cli.cache import add_cache_dir_option
+
+    add_cache_dir_option(s)
     s.set_defaults(run=_score)
 
 
 def _score(args: argparse.Namespace) -> int:
-    import pytest_i2i
-    from pytest_i2i.errors import I2IInputError, WeightsError
+    from pytest_i2i import distributed
+    from pytest_i2i.errors import I2IInputError
 
+    from pytest_i2i.cli.cache import apply_cache_dir
+
+    apply_cache_dir(args)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     unknown = [m for m in metrics if m not in PAIRED_METRICS + SET_METRICS]
     if unknown:
         raise I2IInputError(f"--metrics: unknown {', '.join(unknown)}; known: {', '.join(PAIRED_METRICS + SET_METRICS)}")
+    if args.num_workers is not None:
+        from pytest_i2i.pipeline import configure_pipeline
+
+        configure_pipeline(num_workers=args.num_workers)
+    # Under torchrun every rank scores its shard of the images; rank 0 prints and writes.
+    with distributed.torchrun_group(args.device):
+        return _score_metrics(args, metrics)
+
+
+def _score_metrics(args: argparse.Namespace, metrics: list[str]) -> int:
+    import pytest_i2i
+    from pytest_i2i import distributed
+    from pytest_i2i.errors import WeightsError
+
     if args.weights_dir:
         import os
 
@@ -58,7 +81,8 @@ def _score(args: argparse.Namespace) -> int:
             continue
         if bb is None:
             try:
-                bb = pytest_i2i.backbone("inception-fid", weights=args.weights, device=args.device)
+                bb = pytest_i2i.backbone("inception-fid", weights=args.weights,
+                                         device=distributed.rank_device(args.device))
             except WeightsError as e:
                 if args.require_weights:
                     raise
@@ -76,6 +100,8 @@ def _score(args: argparse.Namespace) -> int:
         else:
             skipped.append({"metric": name, "reason": "KID needs images on both sides, not statistics"})
 
+    if not distributed.is_main():
+        return 0
     _print_table(results, skipped)
     if args.json_out:
         payload = {"real": args.real, "fake": args.fake, "results": [r.to_dict() for r in results],

@@ -42,7 +42,8 @@ _FACTORY_SPEC = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za
 # Phrases of torch's weights-only unpickler when a *well-formed* pickle needs a global or a call
 # it does not allow, i.e. when only full (code-running) unpickling could read the file.
 _NEEDS_CODE_MARKERS = ("GLOBAL ", "Can only create new object", "call reduce for unrecognized function")
-_TRUST_HINT = "pass --i2i-trust-checkpoint (or trust=True)"
+_TRUST_HINT = ("pass --i2i-trust-checkpoint (pytest), --trust-checkpoint (i2i generate) "
+               "or trust=True (load_generator)")
 
 
 def load_generator(

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from pytest_i2i.errors import I2IInputError
-from pytest_i2i.images.convert import array_to_tensor, load_image_file, pil_to_tensor, tensor_to_tensor
+from pytest_i2i.images.convert import array_to_tensor, load_image_file, pil_to_tensor, printable, tensor_to_tensor
 from pytest_i2i.images.resize import check_resize_mode, resize_batch
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
@@ -50,7 +50,7 @@ class ImageSet(Sequence[torch.Tensor]):
 
     def iter_batches(
         self, batch_size: int, *, size: tuple[int, int] | None = None, resize: str = "clean",
-        center_crop: bool = False,
+        center_crop: bool = False, num_workers: int | None = None,
     ) -> Iterator[tuple[list[int], torch.Tensor]]:
         """Yield ``(indices, batch)`` with batch (B, 3, H, W).
 
@@ -58,25 +58,116 @@ class ImageSet(Sequence[torch.Tensor]):
         the target aspect ratio when ``center_crop``, as CLIP and timm preprocessing do);
         without, consecutive images of equal size are batched together (a size change starts a
         new batch).
+
+        Decoding and resizing run in ``num_workers`` DataLoader worker processes (default:
+        :func:`pytest_i2i.pipeline.num_workers` for image files when there is more than one
+        batch, else 0; 0 under pytest); the batches are bit-identical whatever the number. A
+        progress bar is shown for long work when :func:`pytest_i2i.pipeline.progress_enabled`.
         """
+        from pytest_i2i import pipeline
+
         check_resize_mode(resize)
         if batch_size < 1:
             raise I2IInputError(f"batch_size must be >= 1, got {batch_size}")
+        if num_workers is None:  # in-memory images decode in microseconds: workers would only add start-up time
+            files = any(isinstance(load, _FileLoader) for load in self._loaders)
+            num_workers = pipeline.num_workers() if files and len(self) > batch_size else 0
+        prepare = _Prepare(self, size, resize, center_crop)
+        items = (_prefetched(prepare, len(self), num_workers) if num_workers > 0 and len(self) > 1
+                 else map(prepare, range(len(self))))
+        bar = pipeline.progress_bar(len(self), self.label)
         idx: list[int] = []
         imgs: list[torch.Tensor] = []
-        for i in range(len(self)):
-            img = self[i]
-            if size is not None:
-                if center_crop:
-                    img = center_crop_to_aspect(img, size)
-                img = resize_batch(img[None], size, resize)[0]
-            if imgs and (img.shape != imgs[0].shape or len(imgs) == batch_size):
+        try:
+            for i, img in enumerate(items):
+                if isinstance(img, BaseException):  # raised in a worker: re-raise it here, message intact
+                    raise img
+                if imgs and (img.shape != imgs[0].shape or len(imgs) == batch_size):
+                    yield idx, torch.stack(imgs)
+                    if bar is not None:
+                        bar.update(len(idx))
+                    idx, imgs = [], []
+                idx.append(i)
+                imgs.append(img)
+            if imgs:
                 yield idx, torch.stack(imgs)
-                idx, imgs = [], []
-            idx.append(i)
-            imgs.append(img)
-        if imgs:
-            yield idx, torch.stack(imgs)
+                if bar is not None:
+                    bar.update(len(idx))
+        finally:
+            if bar is not None:
+                bar.close()
+            close = getattr(items, "close", None)
+            if close is not None:  # stop DataLoader workers now, not when a traceback is freed
+                close()
+
+
+def prepare_image(img: torch.Tensor, size: tuple[int, int], resize: str, center_crop: bool = False) -> torch.Tensor:
+    """One decoded (3, H, W) image brought to ``size``: the centre crop (if asked), then ``resize``.
+
+    Runs with one intra-op thread in every process (DataLoader workers have one): torch's
+    bilinear resize rounds differently with more threads, and features must not depend on where
+    or with how many workers an image was prepared. Every path that resizes backbone inputs
+    goes through here.
+    """
+    threads = torch.get_num_threads()
+    if threads != 1:
+        torch.set_num_threads(1)
+    try:
+        if center_crop:
+            img = center_crop_to_aspect(img, size)
+        return resize_batch(img[None], size, resize)[0]
+    finally:
+        if threads != 1:
+            torch.set_num_threads(threads)
+
+
+class _Prepare:
+    """Decode image ``i`` of a set and bring it to the backbone input (runs in DataLoader workers)."""
+
+    def __init__(self, images: ImageSet, size: tuple[int, int] | None, resize: str, center_crop: bool):
+        self.images, self.size, self.resize, self.center_crop = images, size, resize, center_crop
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __call__(self, i: int) -> torch.Tensor:
+        img = self.images[i]
+        return img if self.size is None else prepare_image(img, self.size, self.resize, self.center_crop)
+
+    def __getitem__(self, i: int) -> np.ndarray | Exception:
+        """The worker side: a numpy array, which travels by value through the pipe (a tensor would be
+        shared by file descriptor, and workers cannot exit while unread ones are outstanding)."""
+        try:
+            return self(i).numpy()
+        except Exception as e:  # noqa: BLE001 - handed to the parent, which re-raises it unchanged
+            return e
+
+
+def _prefetched(prepare: _Prepare | _PreparePair, n: int, workers: int) -> Iterator[Any]:
+    """``prepare(0), prepare(1), ...`` computed ahead in forked DataLoader workers, in order
+    (an exception raised for an item is returned in its place).
+
+    Workers are forked (the image loaders are closures, which other start methods cannot
+    pickle); where ``fork`` is unavailable the images are prepared in this process.
+    """
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        yield from map(prepare, range(n))
+        return
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(prepare, batch_size=None, shuffle=False, num_workers=min(workers, n),
+                        multiprocessing_context="fork", prefetch_factor=4, collate_fn=_as_is)
+    for item in loader:
+        if isinstance(item, tuple):
+            yield tuple(torch.from_numpy(v) if isinstance(v, np.ndarray) else v for v in item)
+        else:
+            yield torch.from_numpy(item) if isinstance(item, np.ndarray) else item
+
+
+def _as_is(item: Any) -> Any:
+    return item
 
 
 def center_crop_to_aspect(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -98,12 +189,22 @@ def _list_folder(folder: Path, label: str) -> list[Path]:
         if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and not p.is_dir()
     )
     if not files:
-        raise I2IInputError(f"{label}: folder {folder} contains no image files ({', '.join(IMAGE_EXTENSIONS)})")
+        raise I2IInputError(f"{label}: folder {printable(str(folder))} contains no image files ({', '.join(IMAGE_EXTENSIONS)})")
     return files
 
 
+class _FileLoader:
+    """Decodes one image file on call (a class, so :meth:`ImageSet.iter_batches` can tell file-backed sets)."""
+
+    def __init__(self, path: Path, name: str):
+        self.path, self.name = path, name
+
+    def __call__(self) -> torch.Tensor:
+        return load_image_file(self.path, self.name)
+
+
 def _file_loader(path: Path, name: str) -> Callable[[], torch.Tensor]:
-    return lambda: load_image_file(path, name)
+    return _FileLoader(path, name)
 
 
 def load_images(
@@ -134,10 +235,11 @@ def load_images(
         p = Path(source).expanduser()
         if p.is_dir():
             files = _list_folder(p, name)
-            return ImageSet([f.name for f in files], [_file_loader(f, f"{name}: {f}") for f in files], name)
+            return ImageSet([printable(f.name) for f in files],
+                            [_file_loader(f, f"{name}: {printable(str(f))}") for f in files], name)
         if p.is_file():
-            return ImageSet([p.name], [_file_loader(p, f"{name}: {p}")], name)
-        raise I2IInputError(f"{name}: path {p} does not exist")
+            return ImageSet([printable(p.name)], [_file_loader(p, f"{name}: {printable(str(p))}")], name)
+        raise I2IInputError(f"{name}: path {printable(str(p))} does not exist")
     if isinstance(source, torch.Tensor):
         if source.ndim == 4:
             return _batch(list(source.unbind(0)), name, vr)
@@ -202,39 +304,78 @@ def as_pairs(
 
 
 def iter_pair_batches(
-    a: ImageSet, b: ImageSet, batch_size: int, *, resize: str = "clean"
+    a: ImageSet, b: ImageSet, batch_size: int, *, resize: str = "clean", start: int = 0,
+    num_workers: int | None = None,
 ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor, list[str]]]:
     """Yield ``(indices, A, B, notes)`` for position-paired sets of equal length.
 
     When the two images of a pair differ in size, ``b``'s image is resized to ``a``'s with
     ``resize`` and a note naming the pair is returned (callers record it in the result).
-    Consecutive pairs of equal size are batched together.
+    Consecutive pairs of equal size are batched together. ``start`` is the position of the
+    first pair in the whole set (for shards, see :mod:`pytest_i2i.distributed`); notes count from it.
+    Pairs are decoded in DataLoader workers as in :meth:`ImageSet.iter_batches`.
     """
+    from pytest_i2i import pipeline
+
     check_resize_mode(resize)
     if batch_size < 1:
         raise I2IInputError(f"batch_size must be >= 1, got {batch_size}")
     if len(a) != len(b):
         raise I2IInputError(f"mismatched pair counts: {a.label} has {len(a)} images, {b.label} has {len(b)}")
+    if num_workers is None:
+        files = any(isinstance(load, _FileLoader) for s in (a, b) for load in s._loaders)
+        num_workers = pipeline.num_workers() if files and len(a) > batch_size else 0
+    prepare = _PreparePair(a, b, resize, start)
+    items = (_prefetched(prepare, len(a), num_workers) if num_workers > 0 and len(a) > 1
+             else map(prepare, range(len(a))))
     idx: list[int] = []
     xs: list[torch.Tensor] = []
     ys: list[torch.Tensor] = []
     notes: list[str] = []
-    for i in range(len(a)):
-        x, y = a[i], b[i]
+    try:
+        for i, item in enumerate(items):
+            if isinstance(item, BaseException):  # raised in a worker: re-raise it here, message intact
+                raise item
+            x, y, note = item
+            if xs and (x.shape != xs[0].shape or len(xs) == batch_size):
+                yield idx, torch.stack(xs), torch.stack(ys), notes
+                idx, xs, ys, notes = [], [], [], []
+            if note is not None:  # after the flush above, so the note travels with its own pair's batch
+                notes.append(note)
+            idx.append(i)
+            xs.append(x)
+            ys.append(y)
+        if xs:
+            yield idx, torch.stack(xs), torch.stack(ys), notes
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:  # stop DataLoader workers now, not when a traceback is freed
+            close()
+
+
+class _PreparePair:
+    """Decode pair ``i``; ``b``'s image is resized to ``a``'s size when they differ (with a note)."""
+
+    def __init__(self, a: ImageSet, b: ImageSet, resize: str, start: int):
+        self.a, self.b, self.resize, self.start = a, b, resize, start
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def __call__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, str | None]:
+        x, y = self.a[i], self.b[i]
         note = None
         if x.shape != y.shape:
             note = (
-                f"pair {i} ({a.names[i]}, {b.names[i]}): {b.label} image {tuple(y.shape[1:])} resized to "
-                f"{tuple(x.shape[1:])} with resize={resize!r}"
+                f"pair {self.start + i} ({self.a.names[i]}, {self.b.names[i]}): {self.b.label} image "
+                f"{tuple(y.shape[1:])} resized to {tuple(x.shape[1:])} with resize={self.resize!r}"
             )
-            y = resize_batch(y[None], tuple(x.shape[1:]), resize)[0]
-        if xs and (x.shape != xs[0].shape or len(xs) == batch_size):
-            yield idx, torch.stack(xs), torch.stack(ys), notes
-            idx, xs, ys, notes = [], [], [], []
-        if note is not None:  # after the flush above, so the note travels with its own pair's batch
-            notes.append(note)
-        idx.append(i)
-        xs.append(x)
-        ys.append(y)
-    if xs:
-        yield idx, torch.stack(xs), torch.stack(ys), notes
+            y = prepare_image(y, tuple(x.shape[1:]), self.resize)
+        return x, y, note
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray, str | None] | Exception:
+        try:
+            x, y, note = self(i)
+            return x.numpy(), y.numpy(), note
+        except Exception as e:  # noqa: BLE001 - handed to the parent, which re-raises it unchanged
+            return e

@@ -49,9 +49,12 @@ def timed() -> Iterator[Timer]:
 
 
 def backbone_fields(bb: Backbone) -> dict[str, Any]:
-    """The provenance fields of a result computed with ``bb``."""
+    """The provenance fields of a result computed with ``bb`` (and a warning when autocast was on)."""
+    from pytest_i2i.pipeline import autocast_note
+
+    note = autocast_note() if bb.device.type == "cuda" else None
     return {"backbone": bb.name, "weights_sha256": bb.weights_sha256, "calibrated": bb.calibrated,
-            "warnings": list(bb.warnings)}
+            "warnings": list(bb.warnings) + ([note] if note else [])}
 
 
 def per_sample_result(
@@ -70,9 +73,12 @@ def per_sample_result(
 
 
 def iter_pair_features(
-    sa: ImageSet, sb: ImageSet, bb: Backbone, resize: str, batch_size: int
+    sa: ImageSet, sb: ImageSet, bb: Backbone, resize: str, batch_size: int, *, start: int = 0
 ) -> Iterator[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], list[str]]]:
     """Yield ``(features_a, features_b, notes)`` for chunks of ``batch_size`` pairs.
+
+    ``start`` is the position of the first pair in the whole set (for shards, see
+    :mod:`pytest_i2i.distributed`); notes count from it.
 
     Each image is decoded once: its size is compared with its partner's (a note names pairs of
     different sizes, both are resized to the backbone input size) and the decoded image goes to
@@ -86,7 +92,7 @@ def iter_pair_features(
         xa, xb = [sa[i] for i in idx], [sb[i] for i in idx]
         crop = "centre-cropped to the input aspect ratio and " if bb.spec.center_crop else ""
         notes = [
-            f"pair {i} ({sa.names[i]}, {sb.names[i]}): sizes differ ({x.shape[1]}x{x.shape[2]} vs {y.shape[1]}x{y.shape[2]}); "
+            f"pair {start + i} ({sa.names[i]}, {sb.names[i]}): sizes differ ({x.shape[1]}x{x.shape[2]} vs {y.shape[1]}x{y.shape[2]}); "
             f"each image was {crop}resized to the backbone input {h}x{w} with resize={resize!r}"
             for i, x, y in zip(idx, xa, xb) if x.shape != y.shape
         ]

@@ -20,6 +20,7 @@ import torch
 
 from pytest_i2i.backbones.clip import ClipBackbone, check_texts
 from pytest_i2i.backbones.registry import Backbone
+from pytest_i2i.distributed import map_shards
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.images.imageset import ImageSet, as_pairs, load_images
 from pytest_i2i.metrics.base import (
@@ -52,19 +53,25 @@ def _preprocess(bb: Backbone, mode: str) -> dict[str, Any]:
 
 
 def _embeds(bb: Backbone, images: ImageSet, mode: str, batch_size: int) -> torch.Tensor:
-    return bb.features(images, resize=mode, batch_size=batch_size)[FEATURE]
+    return map_shards(len(images), batch_size,
+                      lambda indices: bb.features(images.subset(indices), resize=mode, batch_size=batch_size)[FEATURE])
 
 
 def _pair_embeds(
     bb: Backbone, sa: ImageSet, sb: ImageSet, mode: str, batch_size: int
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Embeddings of two position-paired image sets, and a note for each pair of different sizes."""
-    parts_a, parts_b, notes = [], [], []
-    for fa, fb, chunk_notes in iter_pair_features(sa, sb, bb, mode, batch_size):
-        parts_a.append(fa[FEATURE])
-        parts_b.append(fb[FEATURE])
-        notes += chunk_notes
-    return torch.cat(parts_a), torch.cat(parts_b), notes
+
+    def shard(indices: range) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        parts_a, parts_b, notes = [], [], []
+        for fa, fb, chunk_notes in iter_pair_features(sa.subset(indices), sb.subset(indices), bb, mode, batch_size,
+                                                      start=indices.start):
+            parts_a.append(fa[FEATURE])
+            parts_b.append(fb[FEATURE])
+            notes += chunk_notes
+        return torch.cat(parts_a), torch.cat(parts_b), notes
+
+    return map_shards(len(sa), batch_size, shard)
 
 
 def _texts_for(texts: str | Sequence[str], n: int, name: str, images_name: str) -> list[str]:

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from pytest_i2i.backbones.registry import Backbone
+from pytest_i2i.distributed import map_shards
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.images.imageset import load_images
 from pytest_i2i.metrics.base import backbone_fields, resolve_backbone, resolve_resize, timed
@@ -45,13 +47,18 @@ def compute_stats(
     bb = resolve_backbone(backbone, DEFAULT_BACKBONE, weights, device)
     mode = resolve_resize(resize, bb)
     imgs = load_images(images, name=name)
-    stats: FeatureStats | None = None
-    for out in bb.iter_features(imgs, resize=mode, batch_size=batch_size):
-        if feature not in out:
-            raise I2IInputError(f"backbone {bb.name!r} has no output {feature!r}; it has {sorted(out)}")
-        stats = stats or FeatureStats(dim=out[feature].shape[1])
-        stats.update(out[feature])
-    assert stats is not None  # an ImageSet is never empty
+
+    def shard_stats(indices: range) -> FeatureStats:
+        stats: FeatureStats | None = None
+        for out in bb.iter_features(imgs.subset(indices), resize=mode, batch_size=batch_size):
+            if feature not in out:
+                raise I2IInputError(f"backbone {bb.name!r} has no output {feature!r}; it has {sorted(out)}")
+            stats = stats or FeatureStats(dim=out[feature].shape[1])
+            stats.update(out[feature])
+        assert stats is not None  # a shard is never empty
+        return stats
+
+    stats = map_shards(len(imgs), batch_size, shard_stats)
     stats.meta = {"backbone": bb.name, "weights_sha256": bb.weights_sha256, "calibrated": bb.calibrated,
                   "resize": mode, "feature": feature}
     return stats
@@ -185,10 +192,14 @@ def frechet_metric(
 
 def _features(images: Any, bb: Backbone, mode: str, batch_size: int, key: str, name: str) -> np.ndarray:
     imgs = load_images(images, name=name)
-    out = bb.features(imgs, resize=mode, batch_size=batch_size)
-    if key not in out:
-        raise I2IInputError(f"backbone {bb.name!r} has no output {key!r}; it has {sorted(out)}")
-    return out[key].double().numpy()
+
+    def shard_features(indices: range) -> torch.Tensor:
+        out = bb.features(imgs.subset(indices), resize=mode, batch_size=batch_size)
+        if key not in out:
+            raise I2IInputError(f"backbone {bb.name!r} has no output {key!r}; it has {sorted(out)}")
+        return out[key]
+
+    return map_shards(len(imgs), batch_size, shard_features).double().numpy()
 
 
 def kid(

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as TF
 
 from pytest_i2i.backbones.registry import Backbone
+from pytest_i2i.distributed import map_shards
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.images.imageset import ImageSet, center_crop_to_aspect, load_images
 from pytest_i2i.metrics.base import backbone_fields, per_sample_result, resolve_backbone, resolve_resize, timed
@@ -168,11 +169,10 @@ def layout_contrast(
             raise I2IInputError("variant='cross' needs at least 2 images")
         bb = resolve_backbone(backbone, DEFAULT_BACKBONE, weights, device)
         mode = resolve_resize(resize, bb)
-        feats: list[torch.Tensor] = []
-        labels: list[torch.Tensor] = []
-        notes: list[str] = []
-        for start in range(0, len(images), max(1, batch_size)):
-            idx = list(range(start, min(start + max(1, batch_size), len(images))))
+        step = max(1, batch_size)
+
+        def contrast_chunk(idx: range, labels: list[torch.Tensor], notes: list[str]) -> torch.Tensor:
+            """Patch features of images ``idx``; appends their downsampled label maps and size notes."""
             decoded = [images[i] for i in idx]
             chunk = ImageSet([images.names[i] for i in idx], [lambda im=im: im for im in decoded], images.label)
             tokens = bb.features(chunk, resize=mode, batch_size=batch_size)
@@ -191,7 +191,17 @@ def layout_contrast(
                     y = center_crop_to_aspect(y[None], bb.input_size)[0]
                 labels.append(F.downsample_labels(y[None], tuple(f.shape[1:3]), mode=label_downsample,
                                                   ignore_index=ignore_index)[0])
-            feats.append(f)
+            return f
+
+        def shard(indices: range) -> tuple[list[torch.Tensor], list[torch.Tensor], list[str]]:
+            feats: list[torch.Tensor] = []
+            labels: list[torch.Tensor] = []
+            notes: list[str] = []
+            for start in range(indices.start, indices.stop, step):
+                feats.append(contrast_chunk(range(start, min(start + step, indices.stop)), labels, notes))
+            return feats, labels, notes
+
+        feats, labels, notes = map_shards(len(images), step, shard)
         f_all, y_all = torch.cat(feats), torch.stack(labels)
         names = images.names
         within = F.label_contrastive_loss(f_all, y_all, temperature=temperature, ignore_index=ignore_index,
@@ -283,11 +293,11 @@ def fcn_score(
     was_training = is_module and segmenter.training
     with timed() as t:
         images, maps, _ = _paired_inputs(outputs, label_maps)
-        cms: list[torch.Tensor] = []
-        try:
-            if is_module:
-                segmenter.eval()
-            for idx, batch in images.iter_batches(batch_size):
+
+        def shard(indices: range) -> list[torch.Tensor]:
+            cms: list[torch.Tensor] = []
+            for local, batch in images.subset(indices).iter_batches(batch_size):
+                idx = [indices.start + i for i in local]
                 with torch.inference_mode():
                     logits = segmenter(batch.to(device or "cpu"))
                 if (not isinstance(logits, torch.Tensor) or logits.ndim != 4 or logits.shape[0] != len(idx)
@@ -309,6 +319,12 @@ def fcn_score(
                         raise I2IInputError(f"label map of {images.names[i]} has no labelled pixel "
                                             f"(all are ignore_index={ignore_index})")
                     cms.append(cm[0])
+            return cms
+
+        try:
+            if is_module:
+                segmenter.eval()
+            cms = map_shards(len(images), batch_size, shard)
         finally:
             if was_training:
                 segmenter.train()

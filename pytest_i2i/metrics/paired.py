@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from pytest_i2i.distributed import map_shards
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.images.imageset import as_pairs, iter_pair_batches
 from pytest_i2i.images.resize import check_resize_mode
@@ -41,15 +42,22 @@ def paired_metric(
     check_resize_mode(resize)
     with timed() as t:
         sa, sb = as_pairs(a, b, names=("a", "b"), value_range=value_range)
-        values = torch.empty(len(sa), dtype=torch.float64)
-        notes: list[str] = []
-        for idx, xa, xb, batch_notes in iter_pair_batches(sa, sb, batch_size, resize=resize):
-            try:
-                values[idx] = per_sample(xa, xb).to(torch.float64)
-            except ValueError as e:  # e.g. images too small for the SSIM window
-                names = ", ".join(sa.names[i] for i in idx[:3])
-                raise I2IInputError(f"{name} cannot be computed for pairs {names}: {e}") from None
-            notes += batch_notes
+
+        def shard(indices: range) -> tuple[torch.Tensor, list[str]]:
+            sub_a, sub_b = sa.subset(indices), sb.subset(indices)
+            values = torch.empty(len(indices), dtype=torch.float64)
+            notes: list[str] = []
+            for idx, xa, xb, batch_notes in iter_pair_batches(sub_a, sub_b, batch_size, resize=resize,
+                                                              start=indices.start):
+                try:
+                    values[idx] = per_sample(xa, xb).to(torch.float64)
+                except ValueError as e:  # e.g. images too small for the SSIM window
+                    names = ", ".join(sub_a.names[i] for i in idx[:3])
+                    raise I2IInputError(f"{name} cannot be computed for pairs {names}: {e}") from None
+                notes += batch_notes
+            return values, notes
+
+        values, notes = map_shards(len(sa), batch_size, shard)
     if not torch.isfinite(values).all():
         notes.append(f"{int((~torch.isfinite(values)).sum())} pair(s) gave a non-finite {name} (identical images for PSNR)")
     return per_sample_result(

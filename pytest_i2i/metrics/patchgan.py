@@ -19,6 +19,7 @@ from pytest_i2i.backbones.registry import load_state_dict_file
 from pytest_i2i.backbones.weights import sha256_file
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.generators.pix2pix import NLayerDiscriminator
+from pytest_i2i.distributed import map_shards
 from pytest_i2i.images.imageset import as_pairs, iter_pair_batches
 from pytest_i2i.metrics.base import per_sample_result, timed
 from pytest_i2i.result import MetricResult
@@ -80,19 +81,26 @@ def patchgan_realism(
         model, name, sha = _discriminator(discriminator, n_layers=n_layers, norm=norm, ndf=ndf)
         dev = torch.device(device) if device is not None else _device_of(model)
         so, si = as_pairs(outputs, inputs, names=("outputs", "inputs"))
-        values = torch.empty(len(so), dtype=torch.float64)
-        maps: list[list[list[float]]] = [[] for _ in range(len(so))]
-        notes: list[str] = []
-        was_training = model.training
-        model.to(dev).eval()
-        try:
+
+        def shard(indices: range) -> tuple[torch.Tensor, list, list[str]]:
+            sub_o, sub_i = so.subset(indices), si.subset(indices)
+            values = torch.empty(len(indices), dtype=torch.float64)
+            maps: list[list[list[float]]] = [[] for _ in indices]
+            notes: list[str] = []
             with torch.inference_mode():
-                for idx, out, inp, batch_notes in iter_pair_batches(so, si, batch_size, resize=resize):
+                for idx, out, inp, batch_notes in iter_pair_batches(sub_o, sub_i, batch_size, resize=resize,
+                                                                    start=indices.start):
                     notes += batch_notes
-                    prob = _realism_maps(model, inp.to(dev), out.to(dev), [so.names[i] for i in idx])
+                    prob = _realism_maps(model, inp.to(dev), out.to(dev), [sub_o.names[i] for i in idx])
                     values[idx] = prob.mean(dim=(1, 2)).double().cpu()
                     for j, i in enumerate(idx):
                         maps[i] = prob[j].cpu().tolist()
+            return values, maps, notes
+
+        was_training = model.training
+        model.to(dev).eval()
+        try:
+            values, maps, notes = map_shards(len(so), batch_size, shard)
         finally:
             model.train(was_training)
     return per_sample_result(

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from pytest_i2i.backbones.registry import Backbone
+from pytest_i2i.distributed import map_shards
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.images.imageset import as_pairs
 from pytest_i2i.metrics.base import (
@@ -197,13 +198,18 @@ def _paired_feature_metric(
         bb = resolve_backbone(backbone, DEFAULT_BACKBONE, weights, device)
         mode = resolve_resize(resize, bb)
         sa, sb = as_pairs(a, b, names=("a", "b"))
-        parts: dict[str, list[torch.Tensor]] = {}
-        notes: list[str] = []
-        for fa, fb, chunk_notes in iter_pair_features(sa, sb, bb, mode, batch_size):
-            for key, v in per_pair(fa, fb).items():
-                parts.setdefault(key, []).append(v)
-            notes += chunk_notes
-        out = {k: torch.cat(v) for k, v in parts.items()}
+
+        def shard(indices: range) -> tuple[dict[str, torch.Tensor], list[str]]:
+            parts: dict[str, list[torch.Tensor]] = {}
+            notes: list[str] = []
+            for fa, fb, chunk_notes in iter_pair_features(sa.subset(indices), sb.subset(indices), bb, mode,
+                                                          batch_size, start=indices.start):
+                for key, v in per_pair(fa, fb).items():
+                    parts.setdefault(key, []).append(v)
+                notes += chunk_notes
+            return {k: torch.cat(v) for k, v in parts.items()}, notes
+
+        out, notes = map_shards(len(sa), batch_size, shard)
         values = out.pop("value")
     fields = backbone_fields(bb)
     fields["warnings"] += notes

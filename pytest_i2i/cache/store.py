@@ -1,0 +1,368 @@
+"""The generic content-addressed store: entry files with checksums, a SQLite index, LRU eviction.
+
+The on-disk format, the atomic-write protocol and the concurrency rules are documented in
+:mod:`pytest_i2i.cache`. Every failure of the cache itself (unwritable folder, damaged entry,
+locked index) is turned into a :class:`~pytest_i2i.cache.CacheWarning` and a miss: the cache can
+make a run faster, never make it fail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import struct
+import threading
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pytest_i2i.cache import CacheWarning
+
+FORMAT_VERSION = 1
+LAYOUT = f"i2i-cache-v{FORMAT_VERSION}"
+MAGIC = b"I2IC"
+_HEADER = struct.Struct("<4sB32sQ")  # magic, format version, sha256(payload), payload length
+SUFFIX = ".i2i"
+TMP_PREFIX = ".tmp-"
+TEST_SLEEP_ENV = "I2I_CACHE_TEST_SLEEP_BEFORE_RENAME"
+_CACHEDIR_TAG = ("Signature: 8a477f597d28d172789f06886806bc55\n"
+                 "# This file is a cache directory tag created by pytest-i2i.\n"
+                 "# For information about cache directory tags see https://bford.info/cachedir/\n")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    key TEXT PRIMARY KEY, ns TEXT NOT NULL, size INTEGER NOT NULL,
+    created REAL NOT NULL, last_access REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS entries_lru ON entries(last_access);
+CREATE TABLE IF NOT EXISTS file_hashes (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL, sha256 TEXT NOT NULL);
+"""
+
+
+class Store:
+    """One cache folder (see :mod:`pytest_i2i.cache` for the format).
+
+    Args:
+        root: the cache folder (created on first write).
+        max_size: bytes of entry files kept; beyond it the least recently used entries are evicted.
+
+    Namespaces (``ns``) separate kinds of values (``"features"``, ``"text"``, ``"outputs"``); keys
+    are hex sha256 strings from :func:`pytest_i2i.cache.make_key`.
+    """
+
+    def __init__(self, root: str | os.PathLike, max_size: int) -> None:
+        self.root = Path(root)
+        self.dir = self.root / LAYOUT
+        self.max_size = int(max_size)
+        self.hits = 0
+        self.misses = 0
+        self.writes = 0
+        self.dropped = 0
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = -1
+        self._broken: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r}, max_size={self.max_size})"
+
+    # -- index -------------------------------------------------------------------------------
+    def _db(self) -> sqlite3.Connection | None:
+        """The index connection of this process (``None`` once the cache proved unusable)."""
+        if self._broken is not None:
+            return None
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            tag = self.root / "CACHEDIR.TAG"
+            if not tag.exists():
+                _atomic_write(tag, _CACHEDIR_TAG.encode())
+            conn = sqlite3.connect(self.dir / "index.sqlite3", timeout=60.0, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout=60000")
+            for _ in range(50):  # switching to WAL needs a moment of exclusive access
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError:
+                    time.sleep(0.1)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as e:
+            self._give_up(f"cannot open the cache index in {self.dir}: {type(e).__name__}: {e}")
+            return None
+        self._conn, self._pid = conn, os.getpid()
+        return conn
+
+    def _give_up(self, why: str) -> None:
+        self._broken = why
+        warnings.warn(f"pytest-i2i cache disabled for this run: {why}", CacheWarning, stacklevel=3)
+
+    def _execute(self, sql: str, rows: Iterable[tuple] | tuple = (), *, many: bool = False) -> list[tuple]:
+        with self._lock:
+            conn = self._db()
+            if conn is None:
+                return []
+            try:
+                if many:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        conn.executemany(sql, rows)  # type: ignore[arg-type]
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        conn.execute("ROLLBACK")
+                        raise
+                    return []
+                return conn.execute(sql, rows).fetchall()  # type: ignore[arg-type]
+            except sqlite3.Error as e:
+                warnings.warn(f"pytest-i2i cache index {self.dir}: {type(e).__name__}: {e}", CacheWarning,
+                              stacklevel=3)
+                return []
+
+    # -- entries -----------------------------------------------------------------------------
+    def path(self, ns: str, key: str) -> Path:
+        """Where the entry ``key`` of namespace ``ns`` lives."""
+        if not (ns.isidentifier() and len(key) >= 8 and all(c in "0123456789abcdef" for c in key)):
+            raise ValueError(f"bad cache namespace/key {ns!r}/{key!r}")
+        return self.dir / "objects" / ns / key[:2] / f"{key}{SUFFIX}"
+
+    def get(self, ns: str, key: str) -> bytes | None:
+        """The payload stored under ``key``, or ``None`` (missing or dropped as damaged)."""
+        return self.get_many(ns, [key]).get(key)
+
+    def get_many(self, ns: str, keys: Iterable[str]) -> dict[str, bytes]:
+        """``{key: payload}`` for the keys present and intact; damaged entries are dropped with a warning."""
+        found: dict[str, bytes] = {}
+        now = time.time()
+        touched: list[tuple] = []
+        for key in dict.fromkeys(keys):
+            p = self.path(ns, key)
+            try:
+                raw = p.read_bytes()
+            except FileNotFoundError:
+                self.misses += 1
+                continue
+            except OSError as e:
+                self.discard(ns, key, f"unreadable ({type(e).__name__}: {e})")
+                continue
+            payload, problem = _unframe(raw)
+            if problem is not None:
+                self.discard(ns, key, problem)
+                continue
+            found[key] = payload  # type: ignore[assignment]
+            touched.append((key, ns, len(raw), now, now, now))
+            self.hits += 1
+        if touched:  # refresh the LRU clock (and re-index files whose writer died before indexing)
+            self._execute("INSERT INTO entries(key, ns, size, created, last_access) VALUES (?, ?, ?, ?, ?) "
+                          "ON CONFLICT(key) DO UPDATE SET last_access = ?", touched, many=True)
+        return found
+
+    def discard(self, ns: str, key: str, problem: str) -> None:
+        """Delete a damaged entry, with a :class:`CacheWarning` saying what was wrong."""
+        p = self.path(ns, key)
+        self.misses += 1
+        self.dropped += 1
+        warnings.warn(f"pytest-i2i cache: entry {p} is damaged ({problem}); it was deleted and will be "
+                      "recomputed", CacheWarning, stacklevel=4)
+        try:
+            p.unlink()
+        except OSError:
+            pass
+        self._execute("DELETE FROM entries WHERE key = ?", (key,))
+
+    def put(self, ns: str, key: str, payload: bytes) -> None:
+        self.put_many(ns, {key: payload})
+
+    def put_many(self, ns: str, items: Mapping[str, bytes]) -> None:
+        """Store every ``key -> payload`` atomically (see :mod:`pytest_i2i.cache`), then evict
+        least recently used entries beyond ``max_size``. Failures warn and are otherwise ignored."""
+        if not items or self._db() is None:
+            return
+        now = time.time()
+        rows: list[tuple] = []
+        folders: set[Path] = set()
+        try:
+            for key, payload in items.items():
+                p = self.path(ns, key)
+                p.parent.mkdir(parents=True, exist_ok=True)
+                data = _frame(payload)
+                _atomic_write(p, data, fsync_dir=False)
+                folders.add(p.parent)
+                rows.append((key, ns, len(data), now, now, len(data), now))
+            for folder in folders:
+                _fsync_dir(folder)
+        except OSError as e:
+            warnings.warn(f"pytest-i2i cache: cannot write to {self.dir}: {type(e).__name__}: {e}", CacheWarning,
+                          stacklevel=3)
+        if rows:
+            self.writes += len(rows)
+            self._execute("INSERT INTO entries(key, ns, size, created, last_access) VALUES (?, ?, ?, ?, ?) "
+                          "ON CONFLICT(key) DO UPDATE SET size = ?, last_access = ?", rows, many=True)
+            self.evict()
+
+    def evict(self, max_size: int | None = None) -> int:
+        """Delete least recently used entries until the indexed size is at most ``max_size``
+        (default: the store's limit); returns the number of entries deleted."""
+        limit = self.max_size if max_size is None else max_size
+        total = self._execute("SELECT total(size) FROM entries")
+        if not total or total[0][0] <= limit:
+            return 0
+        excess = total[0][0] - limit
+        victims: list[tuple[str, str]] = []
+        for key, ns, size in self._execute("SELECT key, ns, size FROM entries ORDER BY last_access, key"):
+            if excess <= 0:
+                break
+            victims.append((key, ns))
+            excess -= size
+        for key, ns in victims:
+            try:
+                self.path(ns, key).unlink()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                continue
+        self._execute("DELETE FROM entries WHERE key = ?", [(k,) for k, _ in victims], many=True)
+        return len(victims)
+
+    # -- whole store -------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """Folder, format, size limit, and entries / bytes per namespace (from the index)."""
+        by_ns = {ns: {"entries": n, "bytes": int(b)} for ns, n, b in
+                 self._execute("SELECT ns, count(*), total(size) FROM entries GROUP BY ns ORDER BY ns")}
+        hashes = self._execute("SELECT count(*) FROM file_hashes")
+        return {
+            "path": str(self.root), "layout": LAYOUT, "max_size": self.max_size,
+            "entries": sum(v["entries"] for v in by_ns.values()),
+            "bytes": sum(v["bytes"] for v in by_ns.values()),
+            "namespaces": by_ns, "file_hashes": hashes[0][0] if hashes else 0,
+            "this_process": {"hits": self.hits, "misses": self.misses, "writes": self.writes,
+                             "dropped": self.dropped},
+        }
+
+    def clear(self) -> int:
+        """Delete every entry, temporary file and the index; returns the number of entries removed."""
+        n = self.info()["entries"] if self.dir.exists() else 0
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn, self._pid, self._broken = None, -1, None
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return n
+
+    # -- remembered file hashes --------------------------------------------------------------
+    def file_sha256(self, path: str | os.PathLike) -> str:
+        """sha256 of a file, remembered across runs by (path, size, mtime, ctime, inode).
+
+        ctime cannot be set back by a user, so a file rewritten in place (even with its mtime
+        restored) is hashed again.
+        """
+        p = Path(path).resolve()
+        st = p.stat()
+        stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        row = self._execute("SELECT size, mtime_ns, ctime_ns, inode, sha256 FROM file_hashes WHERE path = ?",
+                            (str(p),))
+        if row and tuple(row[0][:4]) == stamp:
+            return row[0][4]
+        from pytest_i2i.backbones.weights import sha256_file
+
+        digest = sha256_file(p)
+        self._execute("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?, ?, ?)", [(str(p), *stamp, digest)],
+                      many=True)
+        return digest
+
+
+# -- entry files ---------------------------------------------------------------------------------
+def _frame(payload: bytes) -> bytes:
+    return _HEADER.pack(MAGIC, FORMAT_VERSION, hashlib.sha256(payload).digest(), len(payload)) + payload
+
+
+def _unframe(raw: bytes) -> tuple[bytes | None, str | None]:
+    """(payload, None) for an intact entry, else (None, what is wrong)."""
+    if len(raw) < _HEADER.size:
+        return None, f"truncated: {len(raw)} bytes, shorter than the header"
+    magic, version, digest, length = _HEADER.unpack_from(raw)
+    if magic != MAGIC:
+        return None, "not a pytest-i2i cache entry (bad magic)"
+    if version != FORMAT_VERSION:
+        return None, f"entry format version {version}, expected {FORMAT_VERSION}"
+    payload = raw[_HEADER.size:]
+    if len(payload) != length:
+        return None, f"truncated: payload has {len(payload)} bytes, header says {length}"
+    if hashlib.sha256(payload).digest() != digest:
+        return None, "checksum mismatch"
+    return payload, None
+
+
+def _atomic_write(path: Path, data: bytes, *, fsync_dir: bool = True) -> None:
+    """Temporary file in the same folder, flush + fsync, ``os.replace`` (atomic), fsync of the folder."""
+    tmp = path.parent / f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{os.urandom(4).hex()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        delay = os.environ.get(TEST_SLEEP_ENV)
+        if delay:  # test hook: lets a test SIGKILL the writer between the write and the rename
+            time.sleep(float(delay))
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+    if fsync_dir:
+        _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":
+        return  # directories cannot be opened for fsync on Windows; os.replace is still atomic
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- tensor bundles ------------------------------------------------------------------------------
+def pack_tensors(tensors: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> bytes:
+    """A payload holding named CPU tensors (any numeric dtype, stored bit-exactly) and JSON ``meta``."""
+    import numpy as np
+
+    header: dict[str, Any] = {"tensors": {}, "meta": dict(meta or {})}
+    blobs: list[bytes] = []
+    offset = 0
+    for name, t in tensors.items():
+        arr = np.ascontiguousarray(t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t))
+        arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
+        blob = arr.tobytes()
+        header["tensors"][name] = [arr.dtype.str, list(arr.shape), offset, len(blob)]
+        blobs.append(blob)
+        offset += len(blob)
+    head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    return struct.pack("<I", len(head)) + head + b"".join(blobs)
+
+
+def unpack_tensors(payload: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``({name: torch.Tensor}, meta)`` from :func:`pack_tensors` output; raises ``ValueError`` if malformed."""
+    import numpy as np
+    import torch
+
+    try:
+        (n,) = struct.unpack_from("<I", payload)
+        header = json.loads(payload[4:4 + n])
+        body = memoryview(payload)[4 + n:]
+        out = {}
+        for name, (dtype, shape, offset, nbytes) in header["tensors"].items():
+            arr = np.frombuffer(body[offset:offset + nbytes], dtype=np.dtype(dtype)).reshape(shape)
+            out[name] = torch.from_numpy(arr.copy())
+        return out, header.get("meta", {})
+    except (struct.error, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"malformed tensor bundle: {type(e).__name__}: {e}") from None

@@ -1,0 +1,155 @@
+"""How images flow to the backbones: DataLoader workers, progress bars and GPU autocast.
+
+One process-wide setting, read by :meth:`pytest_i2i.images.ImageSet.iter_batches` and
+:meth:`pytest_i2i.backbones.registry.Backbone.__call__`. Set it with :func:`configure_pipeline`
+(or the environment: ``I2I_NUM_WORKERS``, ``I2I_PROGRESS``, ``I2I_AUTOCAST``).
+
+* ``num_workers``: decoding, centre-cropping and resizing run in that many DataLoader worker
+  processes (``fork``; 0 = in the calling process), for image files only (in-memory images
+  decode in microseconds). Default 0 under pytest (no start-up cost for the small sets tests
+  use) and on machines with 2 CPUs or fewer (measured: no gain there), else
+  ``min(4, CPUs - 1)``. Features are bit-identical whatever the number of workers: each image
+  goes through the same functions (:func:`pytest_i2i.images.imageset.prepare_image`).
+* ``progress``: a tqdm bar on stderr for work that takes over 2 s. Default: off under pytest
+  (``--i2i-progress`` or ``I2I_PROGRESS=1`` turns it on), else on when stderr is a terminal.
+* ``autocast``: ``None`` (default, float32) or ``"float16"`` / ``"bfloat16"``: backbone forward
+  passes under ``torch.autocast`` on CUDA only. It changes features by ~1e-3 relative, so it is
+  refused on CPU and must never be used for the numerics checks; results computed with it say
+  so in their warnings.
+
+>>> from pytest_i2i.pipeline import configure_pipeline
+>>> configure_pipeline(num_workers=2, progress=False)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_i2i.errors import I2IInputError
+
+AUTOCAST_DTYPES = ("float16", "bfloat16")
+PROGRESS_DELAY_S = 2.0
+
+
+@dataclass
+class PipelineSettings:
+    """Explicit settings; ``None`` means "the environment, else the default" (see the module docstring)."""
+
+    num_workers: int | None = None
+    progress: bool | None = None
+    autocast: str | None = None
+
+
+SETTINGS = PipelineSettings()
+
+
+def configure_pipeline(
+    *, num_workers: int | None = None, progress: bool | None = None, autocast: str | None = None
+) -> PipelineSettings:
+    """Set the process-wide pipeline settings (arguments left ``None`` keep their current value).
+
+    Raises:
+        I2IInputError: a negative ``num_workers`` or an unknown ``autocast`` dtype.
+    """
+    if num_workers is not None:
+        SETTINGS.num_workers = _check_workers(num_workers, "num_workers")
+    if progress is not None:
+        SETTINGS.progress = bool(progress)
+    if autocast is not None:
+        SETTINGS.autocast = _check_autocast(autocast, "autocast")
+    return SETTINGS
+
+
+def reset_pipeline() -> None:
+    """Back to the defaults (environment, then automatic)."""
+    SETTINGS.num_workers = SETTINGS.progress = SETTINGS.autocast = None
+
+
+def under_pytest() -> bool:
+    """True while pytest runs a test or fixture (pytest sets ``PYTEST_CURRENT_TEST`` then)."""
+    return "PYTEST_CURRENT_TEST" in os.environ
+
+
+def num_workers() -> int:
+    """DataLoader workers for decoding and resizing (see the module docstring)."""
+    if SETTINGS.num_workers is not None:
+        return SETTINGS.num_workers
+    env = os.environ.get("I2I_NUM_WORKERS", "").strip()
+    if env:
+        try:
+            return _check_workers(int(env), "I2I_NUM_WORKERS")
+        except ValueError:
+            raise I2IInputError(f"I2I_NUM_WORKERS must be an integer >= 0, got {env!r}") from None
+    if under_pytest():
+        return 0
+    cpus = os.cpu_count() or 1
+    # Measured (benchmarks/bench_scale.py, workers part): on 2 cores the forward pass already
+    # keeps both busy and a worker buys nothing; with more cores decoding overlaps the forward.
+    return 0 if cpus <= 2 else min(4, cpus - 1)
+
+
+def progress_enabled() -> bool:
+    """Whether long loops show a tqdm bar (see the module docstring)."""
+    if SETTINGS.progress is not None:
+        return SETTINGS.progress
+    env = os.environ.get("I2I_PROGRESS", "").strip().lower()
+    if env:
+        return env in ("1", "true", "yes", "on")
+    if under_pytest():
+        return False
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
+def progress_bar(total: int, desc: str) -> Any:
+    """A tqdm bar on stderr that appears after 2 s of work, or ``None`` when progress is off."""
+    if not progress_enabled():
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", delay=PROGRESS_DELAY_S, file=sys.stderr, leave=False)
+
+
+def autocast_dtype(device: Any) -> Any:
+    """The ``torch`` dtype to autocast forward passes on ``device`` to, or ``None`` (float32).
+
+    Raises:
+        I2IInputError: autocast is requested but ``device`` is not a CUDA device.
+    """
+    name = SETTINGS.autocast
+    if name is None:
+        env = os.environ.get("I2I_AUTOCAST", "").strip().lower()
+        name = _check_autocast(env, "I2I_AUTOCAST") if env not in ("", "0", "off", "none", "false") else None
+    if name is None:
+        return None
+    import torch
+
+    if torch.device(device).type != "cuda":
+        raise I2IInputError(
+            f"autocast={name!r} needs a CUDA device, the backbone runs on {device}: on CPU it would be slower "
+            "and change the features; unset it (configure_pipeline(autocast=None) / I2I_AUTOCAST) or use a GPU"
+        )
+    return getattr(torch, name)
+
+
+def autocast_note() -> str | None:
+    """The warning recorded in results computed under autocast (``None`` when it is off)."""
+    name = SETTINGS.autocast or os.environ.get("I2I_AUTOCAST", "").strip().lower()
+    if name in AUTOCAST_DTYPES:
+        return (f"backbone forward passes ran under torch.autocast({name}): features differ from float32 by "
+                "~1e-3 relative; not comparable with float32 results or published numbers")
+    return None
+
+
+def _check_workers(n: int, what: str) -> int:
+    if n < 0:
+        raise I2IInputError(f"{what} must be >= 0, got {n}")
+    return int(n)
+
+
+def _check_autocast(name: str, what: str) -> str:
+    if name not in AUTOCAST_DTYPES:
+        raise I2IInputError(f"{what} must be one of {', '.join(AUTOCAST_DTYPES)} (or unset), got {name!r}")
+    return name

@@ -1,0 +1,160 @@
+"""The image pipeline: DataLoader workers, progress bars, autocast refusal on CPU (no GPU needed)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import pytest_i2i  # noqa: E402
+from pytest_i2i import pipeline  # noqa: E402
+from pytest_i2i.errors import I2IInputError  # noqa: E402
+from pytest_i2i.images import load_images  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings(monkeypatch):
+    for var in ("I2I_NUM_WORKERS", "I2I_PROGRESS", "I2I_AUTOCAST"):
+        monkeypatch.delenv(var, raising=False)
+    pipeline.reset_pipeline()
+    yield
+    pipeline.reset_pipeline()
+
+
+def _batches(images, workers, **kwargs):
+    return [(idx, b) for idx, b in images.iter_batches(3, num_workers=workers, **kwargs)]
+
+
+@pytest.mark.parametrize("kwargs", [{"size": (48, 40), "resize": "clean", "center_crop": True},
+                                    {"size": (299, 299), "resize": "legacy-pytorch"}, {}])
+def test_batches_are_bit_identical_with_and_without_workers(photo_folders, kwargs):
+    images = load_images(photo_folders[1], name="fake")
+    serial, parallel = _batches(images, 0, **kwargs), _batches(images, 2, **kwargs)
+    assert [idx for idx, _ in serial] == [idx for idx, _ in parallel] == [[0, 1, 2], [3, 4, 5], [6, 7]]
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(serial, parallel))
+
+
+def test_pair_batches_and_notes_are_identical_with_and_without_workers(photo_folders):
+    from pytest_i2i.images.imageset import iter_pair_batches
+
+    a = load_images(photo_folders[0], name="a")
+    b = load_images([torch.rand(3, 40, 48)] + sorted(photo_folders[1].iterdir())[1:], name="b")
+    runs = [list(iter_pair_batches(a, b, 3, resize="legacy-pytorch", start=10, num_workers=w)) for w in (0, 2)]
+    assert [(idx, notes) for idx, _, _, notes in runs[0]] == [(idx, notes) for idx, _, _, notes in runs[1]]
+    assert runs[0][0][3] and runs[0][0][3][0].startswith("pair 10 ")
+    assert all(torch.equal(x0, x1) and torch.equal(y0, y1)
+               for (_, x0, y0, _), (_, x1, y1, _) in zip(runs[0], runs[1]))
+
+
+def test_mixed_sizes_batch_the_same_with_workers():
+    imgs = [torch.rand(3, 8, 8), torch.rand(3, 8, 8), torch.rand(3, 6, 6), torch.rand(3, 8, 8)]
+    images = load_images(imgs)
+    for workers in (0, 2):
+        got = _batches(images, workers)
+        assert [idx for idx, _ in got] == [[0, 1], [2], [3]]
+        assert torch.equal(got[0][1], torch.stack(imgs[:2]))
+
+
+def test_feature_statistics_with_workers_equal_the_in_process_pipeline(photo_folders, inception_weights_file):
+    from pytest_i2i.metrics.functional.frechet import FeatureStats
+
+    images = load_images(sorted(photo_folders[1].iterdir())[:3], name="fake")
+    bb = pytest_i2i.backbone("inception-fid", weights=inception_weights_file)
+    bb.memo.clear()  # other tests may have memoised these images' features with another thread count
+    serial = FeatureStats(2048)
+    for _, batch in images.iter_batches(2, size=bb.input_size, resize="clean", num_workers=0):
+        serial.update(bb(batch)["pool3"])
+    pipeline.configure_pipeline(num_workers=2)
+    parallel = pytest_i2i.compute_stats(images, backbone=bb, batch_size=2)
+    assert parallel.n == serial.n == 3
+    assert (parallel.total == serial.total).all() and (parallel.outer == serial.outer).all()
+
+
+def test_a_bad_image_in_a_worker_raises_the_same_error_naming_the_file(tmp_path, photo_folders):
+    for p in sorted(photo_folders[0].iterdir()):
+        (tmp_path / p.name).write_bytes(p.read_bytes())
+    victim = sorted(tmp_path.iterdir())[4]
+    victim.write_bytes(b"\x89PNG truncated")
+    images = load_images(tmp_path, name="real")
+    errors = []
+    for workers in (0, 2):
+        with pytest.raises(I2IInputError) as e:
+            _batches(images, workers, size=(32, 32))
+        errors.append(str(e.value))
+    assert victim.name in errors[0] and errors[0] == errors[1]
+
+
+def test_num_workers_default_is_zero_under_pytest_and_follows_the_environment(monkeypatch):
+    assert pipeline.num_workers() == 0
+    monkeypatch.setenv("I2I_NUM_WORKERS", "3")
+    assert pipeline.num_workers() == 3
+    monkeypatch.setenv("I2I_NUM_WORKERS", "two")
+    with pytest.raises(I2IInputError, match="I2I_NUM_WORKERS"):
+        pipeline.num_workers()
+    with pytest.raises(I2IInputError, match="num_workers"):
+        pipeline.configure_pipeline(num_workers=-1)
+    monkeypatch.setattr(pipeline, "under_pytest", lambda: False)
+    monkeypatch.delenv("I2I_NUM_WORKERS")
+    monkeypatch.setattr(pipeline.os, "cpu_count", lambda: 2)
+    assert pipeline.num_workers() == 0
+    monkeypatch.setattr(pipeline.os, "cpu_count", lambda: 16)
+    assert pipeline.num_workers() == 4
+
+
+def test_progress_is_quiet_under_pytest_and_shown_when_asked(capfd, monkeypatch):
+    images = load_images(torch.rand(5, 3, 8, 8), name="fake")
+    monkeypatch.setattr(pipeline, "PROGRESS_DELAY_S", 0.0)
+    assert not pipeline.progress_enabled()
+    _batches(images, 0)
+    assert "fake" not in capfd.readouterr().err
+    monkeypatch.setenv("I2I_PROGRESS", "1")
+    assert pipeline.progress_enabled()
+    _batches(images, 0)
+    assert "fake" in capfd.readouterr().err
+    pipeline.configure_pipeline(progress=False)  # explicit beats the environment
+    _batches(images, 0)
+    assert "fake" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_outside_pytest_progress_follows_the_terminal(monkeypatch, tty):
+    monkeypatch.setattr(pipeline, "under_pytest", lambda: False)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: tty, raising=False)
+    assert pipeline.progress_enabled() is tty
+
+
+def test_plugin_option_turns_progress_on(pytester):
+    pytester.makepyfile("""
+        from pytest_i2i import pipeline
+
+        def test_show():
+            print(f"PROGRESS={pipeline.progress_enabled()}")
+    """)
+    pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider").stdout.fnmatch_lines(["*PROGRESS=False*"])
+    pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider", "--i2i-progress").stdout.fnmatch_lines(
+        ["*PROGRESS=True*"])
+
+
+def test_autocast_is_refused_on_cpu_with_a_clear_message(monkeypatch):
+    bb = pytest_i2i.backbone("inception-fid", weights="random")
+    assert pipeline.autocast_dtype(bb.device) is None and pipeline.autocast_note() is None
+    pipeline.configure_pipeline(autocast="float16")
+    with pytest.raises(I2IInputError, match="autocast='float16' needs a CUDA device.*cpu"):
+        bb(torch.rand(1, 3, 299, 299))
+    pipeline.reset_pipeline()
+    monkeypatch.setenv("I2I_AUTOCAST", "bfloat16")
+    with pytest.raises(I2IInputError, match="needs a CUDA device"):
+        pipeline.autocast_dtype("cpu")
+    with pytest.raises(I2IInputError, match="float16, bfloat16"):
+        pipeline.configure_pipeline(autocast="int8")
+
+
+def test_autocast_is_recorded_in_results_on_cuda_only():
+    from pytest_i2i.metrics.base import backbone_fields
+
+    bb = pytest_i2i.backbone("inception-fid", weights="random")
+    pipeline.configure_pipeline(autocast="float16")
+    assert pipeline.autocast_note() is not None and "autocast(float16)" in pipeline.autocast_note()
+    assert not any("autocast" in w for w in backbone_fields(bb)["warnings"])  # CPU backbones never autocast
