@@ -44,3 +44,16 @@ def photo_folders(tmp_path_factory):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread for a module of small-tensor tests (restored after it): on a shared
+    2-core CPU extra threads only add contention (measured 20x slower SSIM/CIEDE2000 at 32 px with
+    2 threads under load). Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -26,14 +26,7 @@ BOUNDED = settings(max_examples=8, deadline=None, derandomize=True, database=Non
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 IMAGES = st_i2i.images(size=48)
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors on a shared 2-core CPU: intra-op threads only add contention (measured 20x
-    slower SSIM/CIEDE2000 at 32 px with 2 threads under load). Restored after the module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # distance form of each metric: 0 for identical images, larger = more different

@@ -15,14 +15,7 @@ from pytest_i2i.validation.sensitivity import (
     UNCALIBRATED, edit_seed, frechet_distance_features, run_sensitivity, write_outputs,
 )
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors on a shared 2-core CPU: intra-op threads only add contention (measured 20x
-    slower SSIM/CIEDE2000 at 32 px with 2 threads under load). Restored after the module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 METRICS = ["l1", "ssim", "ms_ssim", "ciede2000", "dino_image", "fd_vit"]

@@ -229,9 +229,12 @@ class Backbone:
             found = [self.memo.get(k) if use_memo else None for k in keys]
             missing = [i for i, f in enumerate(found) if f is None]
             if missing:
-                computed = self._forward_rows(batch[missing], len(batch))
+                # One copy per output and batch, rows as views: memo entries then live in a few
+                # large blocks instead of many small chunks that fragment the heap as N grows.
+                computed = {name: v.detach().cpu().clone()
+                            for name, v in self._forward_rows(batch[missing], len(batch)).items()}
                 for j, i in enumerate(missing):
-                    found[i] = {name: v[j].detach().cpu().clone() for name, v in computed.items()}
+                    found[i] = {name: v[j] for name, v in computed.items()}
                     if use_memo:
                         self.memo.put(keys[i], found[i])
             yield {name: torch.stack([f[name] for f in found]) for name in found[0]}  # type: ignore[index]
