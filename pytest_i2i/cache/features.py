@@ -24,7 +24,7 @@ def tensor_sha256(t: torch.Tensor) -> str:
     """sha256 of a tensor's shape, dtype and bytes (contiguous, on CPU)."""
     data = t.detach().cpu().contiguous()
     h = hashlib.sha256(f"{tuple(data.shape)}|{data.dtype}|".encode())
-    h.update(data.numpy().tobytes())
+    h.update(memoryview(data.numpy()).cast("B"))  # the buffer itself: no per-image copy
     return h.hexdigest()
 
 
