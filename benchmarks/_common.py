@@ -159,6 +159,16 @@ def wait_for_quiet(max_wait_s: float, threshold: float = 0.25) -> dict[str, Any]
 
 # --- timing and output ----------------------------------------------------------------------
 
+def add_throughput_args(p: Any, result_name: str) -> None:
+    """The options every side-by-side throughput benchmark shares (batch, threads, repeats, quiet wait, output)."""
+    p.add_argument("--batch-size", type=int, default=16, help="(default %(default)s)")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: all cores)")
+    p.add_argument("--repeats", type=int, default=3, help="timed passes per variant (default %(default)s)")
+    p.add_argument("--wait-quiet", type=float, default=0.0,
+                   help="wait up to this many seconds for other processes to go idle before timing")
+    p.add_argument("--out", default=None, help=f"JSON path (default benchmarks/results/{result_name})")
+
+
 def median(xs: list[float]) -> float:
     return float(statistics.median(xs))
 

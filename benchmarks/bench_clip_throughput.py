@@ -74,12 +74,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n-pairs", type=int, default=32,
                    help="input/output pairs per timed call of ours: 2x as many images (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=16, help="(default %(default)s)")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: all cores)")
-    p.add_argument("--repeats", type=int, default=3, help="timed passes per variant (default %(default)s)")
-    p.add_argument("--wait-quiet", type=float, default=0.0,
-                   help="wait up to this many seconds for other processes to go idle before timing")
-    p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/clip_throughput.json)")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import _common as C  # noqa: E402
+
+    C.add_throughput_args(p, "clip_throughput.json")
     return p.parse_args(argv)
 
 

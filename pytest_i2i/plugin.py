@@ -32,6 +32,7 @@ PARTS_DIR_KEY = "i2i_parts_dir"
 # phase outcomes of the test in progress: the report's "tests" block
 _TESTS_KEY = pytest.StashKey[dict[str, str]]()
 _PHASES_KEY = pytest.StashKey[dict[str, list[str]]]()
+_OWN_GROUP_KEY = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -66,10 +67,16 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[ENV_WEIGHTS_DIR] = str(options.weights_dir)
     if options.progress:  # read by pytest_i2i.pipeline (also in xdist workers and subprocesses)
         os.environ["I2I_PROGRESS"] = "1"
-    if _torchrun_rank() is not None:  # every rank runs the suite; metrics shard their images
-        from pytest_i2i.distributed import init_from_env
+    # Under torchrun every rank runs the suite and metrics shard their images. Only a run that asked
+    # for pytest-i2i gets a process group from us (an unrelated torchrun test run keeps its own).
+    uses_i2i = any(source != "default" for source in options.sources.values())
+    if uses_i2i and _torchrun_rank() is not None:
+        from pytest_i2i.distributed import world
 
-        init_from_env(options.device)
+        if world()[1] == 1:
+            from pytest_i2i.distributed import init_from_env
+
+            config.stash[_OWN_GROUP_KEY] = init_from_env(options.device)
     config.stash[SESSION_KEY] = I2ISession(options, read_thresholds(config))
     config.stash[SESSION_KEY].cache_setting = _cache_setting(config, options)
     config.stash[_TESTS_KEY] = {}
@@ -102,7 +109,7 @@ def _cache_setting(config: pytest.Config, options: Any) -> tuple[Path | None, in
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if _torchrun_rank() is not None:
+    if config.stash.get(_OWN_GROUP_KEY, False):  # only the group this plugin created
         import torch.distributed as dist
 
         if dist.is_initialized():

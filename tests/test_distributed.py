@@ -162,3 +162,22 @@ def test_parts_of_different_kinds_from_the_ranks_are_refused():
     with pytest.raises(I2IInputError, match="out of step"):
         _concat([torch.zeros(2), [1.0]])
     assert _concat([(torch.zeros(1), ["a"]), (torch.ones(2), ["b"])])[1] == ["a", "b"]
+
+
+def test_plugin_creates_a_process_group_only_for_runs_that_use_it(tmp_path):
+    """An unrelated test run launched by torchrun keeps control of torch.distributed; a run that sets
+    any pytest-i2i option (command line, environment or ini) gets the group its metrics shard over."""
+    (tmp_path / "test_group.py").write_text(textwrap.dedent("""
+        import os
+        import torch.distributed as dist
+
+        def test_group_state():
+            assert dist.is_initialized() == (os.environ["EXPECT_GROUP"] == "1")
+    """))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("I2I_")}  # no pytest-i2i option set
+    for expect, extra in (("0", []), ("1", ["--i2i-seed=1"])):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "test_group.py", *extra]
+        proc = subprocess.run(cmd, cwd=tmp_path, env={**env, "OMP_NUM_THREADS": "1", "EXPECT_GROUP": expect},
+                              capture_output=True, text=True, timeout=240)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -5,7 +5,7 @@ recognised native layout (:data:`LAYOUTS`); :func:`load_scores` reads precompute
 The format is documented in ``human_judgments/README.md``.
 
 Example:
-    >>> js = load_judgments("../shared/data/imagenhub-text-guided-ie")  # doctest: +SKIP
+    >>> js = load_judgments("Text-Guided_IE/")  # a folder holding the ImagenHub rater TSVs  # doctest: +SKIP
     >>> js.kind, js.criteria
     ('edit-rating', ['SC', 'PQ', 'overall'])
 """
