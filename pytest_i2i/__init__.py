@@ -37,6 +37,11 @@ _LAZY = {
     "patchgan_realism": "pytest_i2i.metrics.patchgan",
     "FeatureStats": "pytest_i2i.metrics.functional.frechet",
     "compute_stats": "pytest_i2i.metrics.inception",
+    # the metric registry
+    "MetricSpec": "pytest_i2i.metrics.registry",
+    "register_metric": "pytest_i2i.metrics.registry",
+    "list_metrics": "pytest_i2i.metrics.registry",
+    "metric_spec": "pytest_i2i.metrics.registry",
     # backbones
     "backbone": "pytest_i2i.backbones.registry",
     "list_backbones": "pytest_i2i.backbones.registry",

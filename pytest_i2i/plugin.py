@@ -260,7 +260,8 @@ def _write_progress(config: pytest.Config, parts_dir: Path | None = None) -> Non
     state = config.stash.get(SESSION_KEY, None)
     if state is None or state.options.report is None:
         return
-    from pytest_i2i.report import REPORT_NAME, merge_parts, read_parts, write_json_atomic
+    from pytest_i2i.files import write_json_atomic
+    from pytest_i2i.report import REPORT_NAME, merge_parts, read_parts
 
     workerinput = getattr(config, "workerinput", None)
     if parts_dir is not None:
@@ -337,7 +338,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = config.stash.get(SESSION_KEY, None)
     if state is None or _torchrun_rank() not in (None, 0):  # under torchrun rank 0 writes the report
         return
-    from pytest_i2i.report import merge_parts, write_json_atomic
+    from pytest_i2i.files import write_json_atomic
+    from pytest_i2i.report import merge_parts
 
     used = bool(state.records) or "outputs" in state.__dict__
     status = _final_status(session, exitstatus)

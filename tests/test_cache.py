@@ -15,7 +15,7 @@ from torch import nn
 
 import pytest_i2i
 from pytest_i2i import cache
-from pytest_i2i.backbones import registry, weights as wmod
+from pytest_i2i.backbones import registry
 from pytest_i2i.backbones.registry import BackboneSpec, register_backbone
 from pytest_i2i.backbones.weights import PretrainedCfg, WeightsFile
 from pytest_i2i.cache.features import feature_key, preprocessing, tensor_sha256
@@ -128,10 +128,13 @@ def test_remembered_file_hash_survives_processes_but_not_rewrites(tmp_path, monk
     f = tmp_path / "w.bin"
     f.write_bytes(b"a" * 100)
     calls = []
-    real = wmod.sha256_file
-    monkeypatch.setattr(wmod, "sha256_file", lambda p: calls.append(p) or real(p))
+    import pytest_i2i.cache.store as store_module
+    import pytest_i2i.files as files
+
+    real = files.sha256_file
+    monkeypatch.setattr(store_module, "sha256_file", lambda p: calls.append(p) or real(p))
     first = Store(tmp_path / "c", 10**6).file_sha256(f)
-    wmod._HASH_CACHE.clear()
+    files._HASHES.clear()
     assert Store(tmp_path / "c", 10**6).file_sha256(f) == first and len(calls) == 1  # new "process": no re-read
     f.write_bytes(b"b" * 100)  # same size, new content
     assert Store(tmp_path / "c", 10**6).file_sha256(f) != first and len(calls) == 2

@@ -12,7 +12,8 @@ import torch
 import pytest_i2i
 from pytest_i2i.data import sample_dataset
 from pytest_i2i.errors import I2IInputError
-from pytest_i2i.generators.train_pix2pix import TrainConfig, TrainResult, chroma, evaluate, main, sha256_of, train
+from pytest_i2i.files import sha256_file
+from pytest_i2i.generators.train_pix2pix import TrainConfig, TrainResult, chroma, evaluate, main, train
 
 DEMO = Path(__file__).resolve().parents[1] / "demo"
 CHECKPOINT = DEMO / "colorize_unet128.pth"
@@ -47,7 +48,7 @@ def test_cli_writes_checkpoint_and_log(tmp_path: Path) -> None:
     assert main(argv) == 0
     log = (tmp_path / "TRAINING_LOG.txt").read_text()
     assert "command: python -m pytest_i2i.generators.train_pix2pix " + " ".join(argv) in log
-    assert f"checkpoint sha256: {sha256_of(out)}" in log
+    assert f"checkpoint sha256: {sha256_file(out)}" in log
     assert len(re.findall(r"^epoch +\d+ ", log, flags=re.M)) == 2
     gen = pytest_i2i.load_generator(out, arch="pix2pix-unet128", arch_kwargs={"ngf": 4})
     assert gen(torch.rand(1, 3, 128, 128)).shape == (1, 3, 128, 128)
@@ -70,7 +71,7 @@ def test_chroma_is_zero_for_gray_and_positive_for_colour() -> None:
 def test_demo_checkpoint_matches_its_log() -> None:
     logged = re.search(r"^checkpoint sha256: ([0-9a-f]{64})$", LOG.read_text(), flags=re.M)
     assert logged is not None
-    assert sha256_of(CHECKPOINT) == logged.group(1)
+    assert sha256_file(CHECKPOINT) == logged.group(1)
     assert CHECKPOINT.stat().st_size < 4_000_000
 
 

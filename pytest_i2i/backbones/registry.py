@@ -505,6 +505,7 @@ def _recall_weight_hashes(spec: BackboneSpec, weights: str | os.PathLike | None,
     if store is None:
         return
     from pytest_i2i.backbones import weights as wmod
+    from pytest_i2i.files import remember_sha256
 
     if weights is not None:
         candidates = [Path(weights).expanduser()]
@@ -520,9 +521,7 @@ def _recall_weight_hashes(spec: BackboneSpec, weights: str | os.PathLike | None,
         try:
             if not path.is_file():
                 continue
-            digest = store.file_sha256(path)
-            st = path.stat()
-            wmod._HASH_CACHE[(str(path.resolve()), st.st_size, st.st_mtime_ns)] = digest
+            remember_sha256(path, store.file_sha256(path))
         except OSError:
             pass
         return

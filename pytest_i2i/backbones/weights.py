@@ -19,12 +19,12 @@ matches the published one.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_i2i.errors import WeightsHashMismatch, WeightsNotFound
+from pytest_i2i.files import sha256_file
 
 ENV_WEIGHTS_DIR = "I2I_WEIGHTS_DIR"
 ENV_ALLOW_DOWNLOAD = "I2I_ALLOW_DOWNLOAD"
@@ -68,23 +68,6 @@ class ResolvedWeights:
     calibrated: bool
     location: str  # "explicit path", "weights dir", "torch hub cache", "hf hub cache", "download"
     warnings: tuple[str, ...] = ()
-
-
-_HASH_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """sha256 of a file, memoised on (path, size, mtime) so a big file is hashed once per process."""
-    p = Path(path)
-    st = p.stat()
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _HASH_CACHE:
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _HASH_CACHE[key] = h.hexdigest()
-    return _HASH_CACHE[key]
 
 
 def downloads_allowed(allow_download: bool | None = None) -> bool:

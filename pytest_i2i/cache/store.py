@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from pytest_i2i.cache import CacheWarning
+from pytest_i2i.files import TMP_PREFIX, fsync_dir, sha256_file, write_bytes_atomic
 
 FORMAT_VERSION = 1
 LAYOUT = f"i2i-cache-v{FORMAT_VERSION}"
 MAGIC = b"I2IC"
 _HEADER = struct.Struct("<4sB32sQ")  # magic, format version, sha256(payload), payload length
 SUFFIX = ".i2i"
-TMP_PREFIX = ".tmp-"
 TEST_SLEEP_ENV = "I2I_CACHE_TEST_SLEEP_BEFORE_RENAME"
 _CACHEDIR_TAG = ("Signature: 8a477f597d28d172789f06886806bc55\n"
                  "# This file is a cache directory tag created by pytest-i2i.\n"
@@ -196,7 +196,7 @@ class Store:
                 folders.add(p.parent)
                 rows.append((key, ns, len(data), now, now, len(data), now))
             for folder in folders:
-                _fsync_dir(folder)
+                fsync_dir(folder)
         except OSError as e:
             warnings.warn(f"pytest-i2i cache: cannot write to {self.dir}: {type(e).__name__}: {e}", CacheWarning,
                           stacklevel=3)
@@ -269,8 +269,6 @@ class Store:
                             (str(p),))
         if row and tuple(row[0][:4]) == stamp:
             return row[0][4]
-        from pytest_i2i.backbones.weights import sha256_file
-
         digest = sha256_file(p)
         self._execute("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?, ?, ?)", [(str(p), *stamp, digest)],
                       many=True)
@@ -300,35 +298,11 @@ def _unframe(raw: bytes) -> tuple[bytes | None, str | None]:
 
 
 def _atomic_write(path: Path, data: bytes, *, fsync_dir: bool = True) -> None:
-    """Temporary file in the same folder, flush + fsync, ``os.replace`` (atomic), fsync of the folder."""
-    tmp = path.parent / f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{os.urandom(4).hex()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        delay = os.environ.get(TEST_SLEEP_ENV)
-        if delay:  # test hook: lets a test SIGKILL the writer between the write and the rename
-            time.sleep(float(delay))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-    if fsync_dir:
-        _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":
-        return  # directories cannot be opened for fsync on Windows; os.replace is still atomic
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """:func:`pytest_i2i.files.write_bytes_atomic`, with the test hook that holds the writer between
+    the write and the rename (so a test can SIGKILL it there)."""
+    delay = os.environ.get(TEST_SLEEP_ENV)
+    write_bytes_atomic(path, data, sync_dir=fsync_dir,
+                       before_replace=(lambda: time.sleep(float(delay))) if delay else None)
 
 
 # -- tensor bundles ------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from pytest_i2i.backbones.registry import _key_diff
-from pytest_i2i.backbones.weights import sha256_file
+from pytest_i2i.files import sha256_file
 from pytest_i2i.errors import I2IInputError, UntrustedCheckpointError
 from pytest_i2i.generators.registry import GeneratorArch, Range, check_range, detect_arch, get_generator_arch
 from pytest_i2i.generators.runner import Generator, _first_line

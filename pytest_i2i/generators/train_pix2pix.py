@@ -22,7 +22,6 @@ Only the generator's ``state_dict`` is saved; it loads with
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shlex
 import sys
 import time
@@ -35,6 +34,7 @@ import torch
 from torch import nn
 
 from pytest_i2i.errors import I2IInputError
+from pytest_i2i.files import sha256_file
 from pytest_i2i.generators.pix2pix import NLayerDiscriminator, UnetGenerator
 
 #: U-Net down levels of ``unet_128`` (inputs need sides divisible by 2**7 = 128).
@@ -232,11 +232,6 @@ def _train(cfg: TrainConfig, log: Callable[[str], None]) -> TrainResult:
     return result
 
 
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     p = argparse.ArgumentParser(prog="python -m pytest_i2i.generators.train_pix2pix",
@@ -273,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(result.generator.state_dict(), args.out)
     log(f"checkpoint: {args.out} ({args.out.stat().st_size} bytes)")
-    log(f"checkpoint sha256: {sha256_of(args.out)}")
+    log(f"checkpoint sha256: {sha256_file(args.out)}")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return 0

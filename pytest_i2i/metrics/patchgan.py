@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from pytest_i2i.backbones.registry import load_state_dict_file
-from pytest_i2i.backbones.weights import sha256_file
+from pytest_i2i.files import sha256_file
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.generators.pix2pix import NLayerDiscriminator
 from pytest_i2i.distributed import map_shards

@@ -16,7 +16,6 @@ Every problem raises :class:`~pytest_i2i.errors.JudgmentError` naming the file (
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import tomllib
@@ -29,6 +28,7 @@ import pandas as pd
 
 from pytest_i2i.data.manifest import read_table, resolve_under_root
 from pytest_i2i.errors import DatasetError, JudgmentError, UnsafePathError
+from pytest_i2i.files import sha256_file
 
 KINDS = ("rating", "2afc", "pairwise", "edit-rating")
 MANIFEST_NAME = "judgments.toml"
@@ -50,14 +50,6 @@ TIDY_REQUIRED = {
 }
 RATING_COLUMNS = ["item", "model", "rater", "criterion", "score", "image", "reference"]
 CHOICE_COLUMNS = ["item", "reference", "p0", "p1", "h", "n_judges"]
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
