@@ -201,11 +201,49 @@ def read_thresholds(config: pytest.Config) -> dict[str, dict[str, Any]]:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise pytest.UsageError(f"{path}: cannot parse [tool.i2i.thresholds]: {e}") from None
         raw = data.get("tool", {}).get("i2i", {}).get("thresholds", {})
+        if not isinstance(raw, dict):
+            raise pytest.UsageError(f"{path}: [tool.i2i.thresholds] must be a table of metric = value entries")
         out: dict[str, dict[str, Any]] = {}
         for metric, spec in raw.items():
             entry = spec if isinstance(spec, dict) else {"value": spec}
-            if not isinstance(entry.get("value"), (int, float)):
-                raise pytest.UsageError(f"{path}: [tool.i2i.thresholds] {metric} needs a numeric value, got {spec!r}")
-            out[metric] = entry
+            out[metric] = _check_threshold(path, metric, entry)
         return out
     return {}
+
+
+THRESHOLD_KEYS = {"value": "the threshold", "confidence": "one-sided confidence of the gate, in (0, 1)",
+                  "margin": "allowed regression against --i2i-baseline, >= 0"}
+
+
+def _number(value: Any) -> bool:
+    import math
+
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_threshold(path: Path, metric: str, entry: dict[str, Any]) -> dict[str, Any]:
+    where = f"{path}: [tool.i2i.thresholds] {metric}"
+    unknown = sorted(set(entry) - set(THRESHOLD_KEYS))
+    if unknown:
+        raise pytest.UsageError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(THRESHOLD_KEYS)}")
+    if not _number(entry.get("value")):
+        raise pytest.UsageError(f"{where} needs a finite numeric value, got {entry.get('value')!r}")
+    if "confidence" in entry and not (_number(entry["confidence"]) and 0.0 < entry["confidence"] < 1.0):
+        raise pytest.UsageError(f"{where}: confidence must be a number in (0, 1) (e.g. 0.95, not a string), "
+                                f"got {entry['confidence']!r}")
+    if "margin" in entry and not (_number(entry["margin"]) and entry["margin"] >= 0):
+        raise pytest.UsageError(f"{where}: margin must be a finite number >= 0, got {entry['margin']!r}")
+    return entry
+
+
+def check_threshold_names(thresholds: dict[str, dict[str, Any]]) -> None:
+    """Every ``[tool.i2i.thresholds]`` key must be a registered metric (a typo must not silently
+    turn a gate off). Called once every conftest is loaded, so metrics registered there count."""
+    from pytest_i2i.errors import UnknownNameError
+    from pytest_i2i.metrics.registry import list_metrics
+
+    known = list_metrics()
+    unknown = [name for name in thresholds if name not in known]
+    if unknown:
+        raise pytest.UsageError("[tool.i2i.thresholds]: " + "; ".join(
+            str(UnknownNameError("metric", name, known)) for name in unknown))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.result import MetricResult
@@ -70,7 +71,7 @@ def check_metric(
         raise I2IInputError(f"gate operator {op!r} is not one of {', '.join(_OPS)}")
     if not 0.0 < confidence < 1.0:
         raise I2IInputError(f"confidence must be in (0, 1), got {confidence}")
-    if result.per_sample:
+    if result.per_sample and result.ci is not None:  # the value is the mean of the per-sample values
         lower = op in (">=", ">")
         bound = one_sided_bound(result.per_sample, lower=lower, confidence=confidence,
                                 n_resamples=n_resamples, seed=seed)
@@ -79,7 +80,7 @@ def check_metric(
                 f"(mean {result.value:.6g}, n={result.n}) must be {op} {threshold:g}")
         return GateVerdict(_OPS[op](bound, threshold), op, threshold, result.value, bound, confidence, result.n, desc)
     desc = (f"{result.name} = {result.value:.6g} must be {op} {threshold:g} "
-            f"(no per-sample values: compared by value, n={result.n})")
+            f"(no per-sample mean to bootstrap: compared by value, n={result.n})")
     return GateVerdict(_OPS[op](result.value, threshold), op, threshold, result.value, None, None, result.n, desc)
 
 
@@ -166,9 +167,35 @@ def assert_no_regression(
     return verdict
 
 
+#: where verdicts go (the pytest plugin installs one per session: they become the report's "checks");
+#: the result itself is never changed
+_RECORDERS: list[Callable[[MetricResult, dict[str, Any]], None]] = []
+
+
+def add_recorder(recorder: Callable[[MetricResult, dict[str, Any]], None]) -> Callable[[], None]:
+    """Call ``recorder(result, check)`` for every gate verdict from now on (the latest recorder added
+    receives them until it is stopped); returns a function that stops it.
+
+    ``check`` is ``{"op", "threshold", "passed", "gate", "bound", "confidence"}``.
+    """
+    _RECORDERS.append(recorder)
+
+    def stop() -> None:
+        if recorder in _RECORDERS:
+            _RECORDERS.remove(recorder)
+
+    return stop
+
+
+def record_check(result: MetricResult, check: dict[str, Any]) -> None:
+    """Hand one verdict on ``result`` to the innermost recorder (a pytest run started inside another,
+    as pytester does, records its own verdicts, not its parent's)."""
+    if _RECORDERS:
+        _RECORDERS[-1](result, check)
+
+
 def _record(result: MetricResult, verdict: GateVerdict, gate: str) -> None:
-    """Remember the gate on the result, as plain comparisons are, for the reports."""
-    result.checks.append({"op": verdict.op, "threshold": verdict.threshold, "passed": verdict.passed, "gate": gate,
+    record_check(result, {"op": verdict.op, "threshold": verdict.threshold, "passed": verdict.passed, "gate": gate,
                           "bound": verdict.bound, "confidence": verdict.confidence})
 
 

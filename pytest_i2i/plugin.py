@@ -7,10 +7,10 @@ no ``--i2i-*`` option and no i2i fixture used, the plugin changes nothing in a r
 
 Fixtures (session state computed once, shared by all tests): ``i2i_options``, ``i2i_dataset``,
 ``i2i_generator``, ``i2i_outputs``, ``i2i_baseline_generator``, ``i2i_baseline_outputs``,
-``i2i_thresholds``, and one fixture per metric (``fid``, ``kid``, ``inception_score``, ``l1``,
-``psnr``, ``ssim``, ``ms_ssim``, ``ciede2000``, ``clip_text``, ``clip_image``, ``clip_direction``,
-``cmmd``, ``fd_vit``, ``dino_image``, ``vit_patch_distance``) bound to the session's device,
-batch size and seed; call it with no arguments to score the model's outputs on the dataset.
+``i2i_thresholds``, and one fixture per registered metric (:func:`pytest_i2i.list_metrics`: the
+built-ins and any metric a ``conftest.py`` registers with :func:`pytest_i2i.register_metric`),
+bound to the session's device, batch size and seed; call it with no arguments to score the
+model's outputs on the dataset.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from typing import Any
 import pytest
 
 from pytest_i2i.backbones.weights import ENV_WEIGHTS_DIR  # stdlib-only module
-from pytest_i2i.config import add_options, read_thresholds, resolve_options
-from pytest_i2i.session import METRIC_NAMES, BoundMetric, I2ISession
+from pytest_i2i.config import add_options, check_threshold_names, read_thresholds, resolve_options
+from pytest_i2i.metrics.registry import list_metrics, on_register
+from pytest_i2i.session import BoundMetric, I2ISession
 
 SESSION_KEY = pytest.StashKey[I2ISession]()
 PARTS_DIR_KEY = "i2i_parts_dir"
@@ -33,6 +34,8 @@ PARTS_DIR_KEY = "i2i_parts_dir"
 _TESTS_KEY = pytest.StashKey[dict[str, str]]()
 _PHASES_KEY = pytest.StashKey[dict[str, list[str]]]()
 _OWN_GROUP_KEY = pytest.StashKey[bool]()
+_STOP_LISTENING_KEY = pytest.StashKey[Any]()
+_STOP_RECORDING_KEY = pytest.StashKey[Any]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -78,11 +81,21 @@ def pytest_configure(config: pytest.Config) -> None:
 
             config.stash[_OWN_GROUP_KEY] = init_from_env(options.device)
     config.stash[SESSION_KEY] = I2ISession(options, read_thresholds(config))
+    from pytest_i2i.gates import add_recorder
+
+    config.stash[_STOP_RECORDING_KEY] = add_recorder(config.stash[SESSION_KEY].record_check)
     config.stash[SESSION_KEY].cache_setting = _cache_setting(config, options)
     config.stash[_TESTS_KEY] = {}
     config.stash[_PHASES_KEY] = {}
+    _add_metric_fixtures(config)
     if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
         config.pluginmanager.register(_XdistController(config), "i2i-xdist")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    state = session.config.stash.get(SESSION_KEY, None)
+    if state is not None and state.thresholds:
+        check_threshold_names(state.thresholds)
 
 
 def _torchrun_rank() -> int | None:
@@ -109,6 +122,10 @@ def _cache_setting(config: pytest.Config, options: Any) -> tuple[Path | None, in
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    for key in (_STOP_LISTENING_KEY, _STOP_RECORDING_KEY):
+        stop = config.stash.get(key, None)
+        if stop is not None:
+            stop()
     if config.stash.get(_OWN_GROUP_KEY, False):  # only the group this plugin created
         import torch.distributed as dist
 
@@ -215,15 +232,63 @@ def _metric_fixture(name: str):
     return pytest.fixture(name=name)(fixture)
 
 
-for _name in METRIC_NAMES:
+_BUILTIN_FIXTURES = frozenset(list_metrics())
+for _name in _BUILTIN_FIXTURES:
     globals()[f"_fixture_{_name}"] = _metric_fixture(_name)
 
 
+def _add_metric_fixtures(config: pytest.Config) -> None:
+    """A fixture for every metric registered outside this module: now (e.g. by a rootdir
+    ``conftest.py``) and later in the run (conftests loaded during collection)."""
+    import types
+
+    added: set[str] = set(_BUILTIN_FIXTURES)
+
+    def add(spec: Any) -> None:
+        if spec.name in added:
+            return
+        added.add(spec.name)
+        holder = types.ModuleType(f"pytest_i2i_metric_fixture_{spec.name}")
+        setattr(holder, f"_fixture_{spec.name}", _metric_fixture(spec.name))
+        config.pluginmanager.register(holder, f"i2i-metric-{spec.name}")
+
+    for name in list_metrics():
+        add(types.SimpleNamespace(name=name))
+    config.stash[_STOP_LISTENING_KEY] = on_register(add)
+
+
 # -- assertions, outcomes, reports ---------------------------------------------------------------
+_MIRRORED = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
 def pytest_assertrepr_compare(config: pytest.Config, op: str, left: object, right: object) -> list[str] | None:
     from pytest_i2i.explain import explain_comparison
+    from pytest_i2i.result import MetricResult
 
+    state = config.stash.get(SESSION_KEY, None)
+    if state is not None and op in _MIRRORED:  # a failed plain `assert result >= t`: into the report too
+        import numbers
+
+        if isinstance(left, MetricResult) and isinstance(right, numbers.Real):
+            state.record_check(left, {"op": op, "threshold": float(right), "passed": False, "gate": "assert"})
+        elif isinstance(right, MetricResult) and isinstance(left, numbers.Real):
+            state.record_check(right, {"op": _MIRRORED[op], "threshold": float(left), "passed": False,
+                                       "gate": "assert"})
     return explain_comparison(op, left, right)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    state = item.config.stash.get(SESSION_KEY, None)
+    if state is not None:
+        state.current_test = item.nodeid
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    state = item.config.stash.get(SESSION_KEY, None)
+    if state is not None:
+        state.current_test = None
 
 
 @pytest.hookimpl(wrapper=True)
@@ -278,7 +343,7 @@ def _write_progress(config: pytest.Config, parts_dir: Path | None = None) -> Non
 def _entries(session: I2ISession) -> list[dict[str, Any]]:
     from pytest_i2i.report import metric_entry
 
-    return [metric_entry(test, k, r, session.outcomes.get(test, "passed"))
+    return [metric_entry(test, k, r, session.outcomes.get(test, "passed"), session.checks.get((test, k), []))
             for test, results in session.records.items() for k, r in enumerate(results)]
 
 

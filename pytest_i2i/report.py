@@ -44,10 +44,10 @@ REPORT_NAME = "i2i-report.json"
 TIMINGS_NAME = "timings.json"
 
 
-def metric_entry(test: str, order: int, result: Any, outcome: str) -> dict[str, Any]:
+def metric_entry(test: str, order: int, result: Any, outcome: str, checks: list[dict[str, Any]]) -> dict[str, Any]:
     data = result.to_dict()
     data.pop("wall_time_s", None)
-    return {"test": test, "order": order, "outcome": outcome, "result": data, "checks": list(result.checks)}
+    return {"test": test, "order": order, "outcome": outcome, "result": data, "checks": list(checks)}
 
 
 def sort_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

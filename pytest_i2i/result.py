@@ -42,7 +42,9 @@ class MetricResult:
         warnings: human-readable warnings recorded while computing (e.g. rank-deficient covariance).
         extra: metric-specific data that is serialisable to JSON.
 
-    ``float(result)`` gives ``value``; ``<, <=, >, >=, ==`` compare ``value`` with numbers.
+    ``float(result)`` gives ``value``; ``<, <=, >, >=, ==`` compare ``value`` with numbers and
+    never change the result. Gates (:func:`pytest_i2i.assert_metric`) record their verdicts for
+    the reports; under pytest a failing plain ``assert result >= t`` is explained and recorded too.
     """
 
     name: str
@@ -63,8 +65,6 @@ class MetricResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # Comparisons made on this result (``r >= 0.2``) are remembered for reports: (op, threshold, passed).
-        self.checks: list[dict[str, Any]] = []
         self.value = float(self.value)
         if self.ci is not None:
             self.ci = (float(self.ci[0]), float(self.ci[1]))
@@ -85,9 +85,7 @@ class MetricResult:
         o = self._other(other)
         if o is None:
             return NotImplemented
-        passed = _COMPARE[op](self.value, o)
-        self.checks.append({"op": op, "threshold": o, "passed": passed})
-        return passed
+        return _COMPARE[op](self.value, o)
 
     def __lt__(self, other: object) -> bool:
         return self._compare("<", other)

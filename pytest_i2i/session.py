@@ -6,7 +6,6 @@ nothing heavy is loaded unless a test asks for it.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -15,12 +14,9 @@ from typing import Any
 import pytest
 
 from pytest_i2i.config import I2IOptions
+from pytest_i2i.errors import I2IInputError
+from pytest_i2i.metrics.registry import metric_spec
 from pytest_i2i.result import MetricResult
-
-PAIRED_TO_TARGET = ("l1", "psnr", "ssim", "ms_ssim", "ciede2000")
-PAIRED_TO_INPUT = ("clip_image", "dino_image", "vit_patch_distance")
-SET_TO_TARGET = ("fid", "kid", "fd_vit", "cmmd")
-METRIC_NAMES = PAIRED_TO_TARGET + PAIRED_TO_INPUT + SET_TO_TARGET + ("inception_score", "clip_text", "clip_direction")
 
 
 class I2ISession:
@@ -28,6 +24,10 @@ class I2ISession:
         self.options = options
         self.thresholds = thresholds
         self.records: dict[str, list[MetricResult]] = {}
+        #: gate verdicts per (test, position of the result in ``records[test]``), for the reports
+        self.checks: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        #: the node id of the test running now (set by the plugin around each test)
+        self.current_test: str | None = None
         self.outcomes: dict[str, str] = {}
         self._provenance: dict[str, dict[str, str] | None] = {}
         self._aligned: dict[int, tuple[Any, dict[str, Any]]] = {}
@@ -139,33 +139,37 @@ class I2ISession:
 
     def default_args(self, metric: str, *, baseline: bool = False) -> tuple[Any, ...]:
         """What a metric fixture called without arguments evaluates: the model's (or the baseline's)
-        outputs on the dataset, against the targets, the inputs or the captions as the metric needs."""
+        outputs on the dataset and whatever else the metric compares (its ``MetricSpec.args``:
+        targets, inputs, captions, ...), restricted to the samples that generated cleanly."""
+        spec = metric_spec(metric)
+        if not spec.args:
+            raise I2IInputError(f"{metric} compares data the evaluation dataset does not hold; "
+                                f"call the fixture with arguments, e.g. {metric}(outputs, ...)")
         v = self.aligned(self.baseline_outputs if baseline else self.outputs)
-
-        def need(key: str) -> Any:
-            if v[key] is None:
-                pytest.skip(f"{metric}: the dataset has no {key.replace('_', ' ')}")
-            return v[key]
-
-        if metric in PAIRED_TO_TARGET or metric in SET_TO_TARGET:
-            return (need("targets"), v["outputs"])
-        if metric in PAIRED_TO_INPUT:
-            return (v["inputs"], v["outputs"])
-        if metric == "inception_score":
-            return (v["outputs"],)
-        if metric == "clip_text":
-            return (v["outputs"], need("target_captions"))
-        if metric == "clip_direction":
-            return (v["inputs"], v["outputs"], need("source_captions"), need("target_captions"))
-        raise KeyError(metric)
+        missing = [role for role in spec.args if v[role] is None]
+        if missing:
+            pytest.skip(f"{metric}: the dataset has no {' and no '.join(m.replace('_', ' ') for m in missing)}")
+        return tuple(v[role] for role in spec.args)
 
     # -- records ---------------------------------------------------------------------------------
     def record(self, nodeid: str, result: MetricResult) -> None:
         self.records.setdefault(nodeid, []).append(result)
 
+    def record_check(self, result: MetricResult, check: dict[str, Any]) -> None:
+        """A gate's verdict on ``result``: attached to the record of that result (a result computed
+        outside the metric fixtures is recorded for the current test first)."""
+        for test, results in self.records.items():
+            for k, r in enumerate(results):
+                if r is result:
+                    self.checks.setdefault((test, k), []).append(check)
+                    return
+        if self.current_test is not None:
+            self.record(self.current_test, result)
+            self.checks.setdefault((self.current_test, len(self.records[self.current_test]) - 1), []).append(check)
+
 
 class BoundMetric:
-    """A metric function bound to the session's device, batch size, seed and weights policy.
+    """A registered metric bound to the session's device, batch size, seed and weights policy.
 
     ``metric()`` evaluates the model's outputs on the session dataset; ``metric(a, b, ...)``
     evaluates the given inputs. Missing backbone weights skip the test with the exact file to
@@ -175,18 +179,14 @@ class BoundMetric:
 
     def __init__(self, session: I2ISession, name: str, nodeid: str,
                  record_property: Callable[[str, object], None]):
-        import pytest_i2i
-
         self.session = session
         self.name = name
         self.nodeid = nodeid
         self.record_property = record_property
-        self.fn = getattr(pytest_i2i, name)
-        params = inspect.signature(self.fn).parameters
-        accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        self.spec = metric_spec(name)
         opts = session.options
         self.defaults = {k: v for k, v in (("device", opts.device), ("batch_size", opts.batch_size),
-                                           ("seed", opts.seed)) if k in params or (accepts_any and k != "device")}
+                                           ("seed", opts.seed)) if k in self.spec.accepts}
 
     def on_baseline(self, **kwargs: Any) -> MetricResult:
         """The metric on the baseline's outputs (``--i2i-baseline``), the counterpart of ``metric()``."""
@@ -199,12 +199,16 @@ class BoundMetric:
 
         if not args:
             args = self.session.default_args(self.name)
+        missing = [k for k in self.spec.required if k not in kwargs]
+        if missing:
+            raise I2IInputError(f"{self.name} needs {', '.join(f'{k}=' for k in missing)} (e.g. "
+                                f"{self.name}({', '.join(f'{k}=...' for k in missing)}))")
         call_kwargs = {**self.defaults, **kwargs}
         try:
             with self.session.cache_scope():
                 from pytest_i2i.cache.results import cached_call
 
-                result = cached_call(self.name, self.fn, args, call_kwargs)
+                result = cached_call(self.name, self.spec.function, args, call_kwargs)
         except WeightsError as e:
             if self.session.options.require_weights:
                 pytest.fail(f"{self.name}: backbone weights missing and --i2i-require-weights is set:\n{e}",

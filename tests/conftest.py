@@ -4,8 +4,11 @@ number computed with them is uncalibrated and used only to compare implementatio
 from __future__ import annotations
 
 import numpy as np
+import numpy.fft  # noqa: F401
 import pytest
 
+# pytester's in-process runs drop the modules first imported inside them from sys.modules; numpy's
+# C extensions refuse to load twice in one process, so they are imported before any such run.
 
 
 @pytest.fixture(scope="session")

@@ -90,9 +90,22 @@ def test_explanations_name_worst_samples_and_calibration():
     assert explain_comparison("==", 1, 2) is None
 
 
-def test_comparisons_are_recorded_for_reports():
+def test_comparisons_are_pure_and_gates_report_to_recorders():
+    from pytest_i2i.gates import add_recorder, assert_metric
+
     r = per_sample_result([0.3, 0.4])
+    before = r.to_dict()
     assert r >= 0.2
     assert not (r >= 0.5)
-    assert r.checks == [{"op": ">=", "threshold": 0.2, "passed": True},
-                        {"op": ">=", "threshold": 0.5, "passed": False}]
+    assert r.to_dict() == before and not hasattr(r, "checks")  # comparing never changes the result
+    seen = []
+    stop = add_recorder(lambda result, check: seen.append((result, check)))
+    try:
+        assert_metric(r, ">=", 0.2)
+    finally:
+        stop()
+    assert r.to_dict() == before
+    assert len(seen) == 1 and seen[0][0] is r
+    assert {k: seen[0][1][k] for k in ("op", "threshold", "passed")} == {"op": ">=", "threshold": 0.2, "passed": True}
+    assert_metric(r, ">=", 0.2)  # stopped: no recorder is called any more
+    assert len(seen) == 1

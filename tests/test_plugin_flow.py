@@ -128,7 +128,10 @@ def test_report_files_terminal_table_and_junit(pytester, model_files, tmp_path):
     assert data["schema"] == "pytest-i2i-report/1"
     assert [(m["test"].split("::")[-1], m["result"]["name"], m["outcome"]) for m in data["metrics"]] == [
         ("test_l1", "l1", "passed"), ("test_psnr_strict", "psnr", "failed"), ("test_ssim", "ssim", "passed")]
-    assert data["metrics"][0]["checks"] == [{"op": "<=", "threshold": 0.9, "passed": True}]
+    # gates and failing plain asserts are recorded; a passing plain comparison leaves the result alone
+    assert data["metrics"][0]["checks"] == []
+    assert data["metrics"][1]["checks"] == [{"op": ">=", "threshold": 60.0, "passed": False, "gate": "assert"}]
+    assert [c["gate"] for c in data["metrics"][2]["checks"]] == ["bootstrap bound"]
     assert data["session"]["dataset"]["n"] == 3 and data["session"]["model"]["kind"]
     html = (report / "index.html").read_text()
     assert "psnr" in html and "images/astronaut__output.png" in html

@@ -208,7 +208,7 @@ def test_generator_failing_on_some_batches(pytester, tmp_path):
     report_dir = tmp_path / "report"
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--i2i-model=faultygen:make",
                                            "--i2i-max-samples=4", "--i2i-batch-size=1",
-                                           f"--i2i-report={report_dir}", "-k", "valid_image or l1")
+                                           f"--i2i-report={report_dir}", "-k", "valid_image or (fidelity_to_target and l1)")
     result.assert_outcomes(passed=1, failed=1)
     from pytest_i2i.data import load_dataset
 

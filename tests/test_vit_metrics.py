@@ -20,7 +20,8 @@ from pytest_i2i.backbones.timm_adapter import init_random
 from pytest_i2i.errors import I2IInputError, UnknownNameError, WeightsNotFound
 from pytest_i2i.images import load_images, resize_batch, sample_images
 from pytest_i2i.metrics.functional.frechet import frechet_distance
-from pytest_i2i.metrics.functional.vit import cosine_similarity, patch_distance_map, pool_distance_map
+from pytest_i2i.metrics.functional.similarity import MAP_EPS, cosine_similarity
+from pytest_i2i.metrics.functional.vit import patch_distance_map, pool_distance_map
 
 timm = pytest.importorskip("timm")
 
@@ -354,7 +355,9 @@ def test_pool_distance_map_mean_max_and_top_k():
 def test_functional_cosine_and_distance_map_edge_cases():
     x = torch.tensor([[3.0, 4.0], [0.0, 0.0]])
     y = torch.tensor([[-3.0, -4.0], [1.0, 0.0]])
-    assert cosine_similarity(x, y).tolist() == [-1.0, 0.0]  # a zero vector gives 0, not NaN
+    assert cosine_similarity(x, y, eps=MAP_EPS).tolist() == [-1.0, 0.0]  # feature maps: a zero vector gives 0
+    with pytest.raises(I2IInputError, match="zero vectors"):  # global embeddings: a zero vector is an error
+        cosine_similarity(x, y)
     d = patch_distance_map(x.view(1, 1, 2, 2), y.view(1, 1, 2, 2))
     assert d.shape == (1, 1, 2) and d.tolist() == [[[2.0, 1.0]]]
     with pytest.raises(I2IInputError, match="same shape"):

@@ -1,21 +1,102 @@
-"""What every metric front-end shares: backbone resolution, timing, and building the result."""
+"""What every metric front-end shares: argument checks, backbone resolution, timing, building the result.
+
+Every public front-end is decorated with :func:`frontend`, which checks the common keyword
+arguments (:data:`pytest_i2i.metrics.registry.COMMON_KWARGS`) by name before any work, so each
+metric refuses a bad ``batch_size``, ``confidence``, ``n_resamples``, ``seed``, ``resize`` or
+``device`` with the same :class:`~pytest_i2i.errors.I2IInputError` naming the argument.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
+import math
+import numbers
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from pytest_i2i.backbones.registry import Backbone, backbone as build_backbone
+from pytest_i2i.distributed import map_shards
 from pytest_i2i.errors import I2IInputError
-from pytest_i2i.images.imageset import ImageSet
+from pytest_i2i.images.imageset import ImageSet, as_pairs
 from pytest_i2i.images.resize import check_resize_mode
 from pytest_i2i.metrics.functional.bootstrap import bootstrap_mean_ci
 from pytest_i2i.result import MetricResult
+
+F = TypeVar("F", bound=Callable[..., Any])
+_MAX_SEED = 2**63 - 1
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_option(name: str, value: Any, metric: str = "") -> None:
+    """Refuse a bad value of a common keyword argument, naming it (``metric`` prefixes the message)."""
+    where = f"{metric}: " if metric else ""
+    if name == "batch_size":
+        if not _is_int(value) or value < 1:
+            raise I2IInputError(f"{where}batch_size must be an int >= 1; got {value!r}")
+    elif name == "n_resamples":
+        if not _is_int(value) or value < 2:
+            raise I2IInputError(f"{where}n_resamples must be an int >= 2 (bootstrap resamples); got {value!r}")
+    elif name == "confidence":
+        if (not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(float(value))
+                or not 0.0 < float(value) < 1.0):
+            raise I2IInputError(f"{where}confidence must be a number in (0, 1), e.g. 0.95; got {value!r}")
+    elif name == "seed":
+        if not _is_int(value) or not 0 <= value <= _MAX_SEED:
+            raise I2IInputError(f"{where}seed must be an int in [0, 2**63 - 1]; got {value!r}")
+    elif name == "resize" and value is not None:
+        check_resize_mode(value)
+    elif name == "device" and value is not None:
+        check_device(value, metric)
+
+
+def check_device(device: Any, metric: str = "") -> torch.device:
+    """A usable torch device from a string or ``torch.device``, or an :class:`I2IInputError` naming it."""
+    where = f"{metric}: " if metric else ""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise I2IInputError(f"{where}device {device!r} is not a torch device (cpu, cuda, cuda:N, mps): {e}") from None
+    if dev.type == "meta":
+        raise I2IInputError(f"{where}device 'meta' holds no data; metrics need a real device (cpu, cuda, mps)")
+    if dev.type == "cuda" and (not torch.cuda.is_available()
+                               or (dev.index is not None and dev.index >= torch.cuda.device_count())):
+        raise I2IInputError(f"{where}device {device!r} is not available on this machine "
+                            f"({torch.cuda.device_count()} CUDA device(s))")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise I2IInputError(f"{where}device 'mps' is not available on this machine")
+    if dev.type not in ("cpu", "cuda", "mps", "xpu"):
+        raise I2IInputError(f"{where}device {device!r} is not supported (cpu, cuda, cuda:N, mps)")
+    return dev
+
+
+def frontend(fn: F) -> F:
+    """Decorate a metric front-end: its common keyword arguments are checked by name before it runs."""
+    signature = inspect.signature(fn)
+    checked = [name for name in ("batch_size", "n_resamples", "confidence", "seed", "resize", "device")
+               if name in signature.parameters]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as e:
+            raise I2IInputError(f"{fn.__name__}: {e}") from None
+        bound.apply_defaults()
+        for name in checked:
+            check_option(name, bound.arguments[name], fn.__name__)
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
 
 def resolve_backbone(
     backbone: str | Backbone | None, default: str, weights: str | os.PathLike | None, device: Any
@@ -107,3 +188,54 @@ def iter_pair_features(
                                         f"{', '.join(s.names[idx[j]] for j in bad.nonzero().flatten()[:3].tolist())}")
             feats.append(f)
         yield feats[0], feats[1], notes
+
+
+def paired_feature_metric(
+    name: str,
+    higher_is_better: bool,
+    kernel: Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor]], dict[str, torch.Tensor]],
+    a: Any,
+    b: Any,
+    *,
+    default_backbone: str,
+    backbone: str | Backbone | None,
+    weights: str | os.PathLike | None,
+    device: Any,
+    batch_size: int,
+    resize: str | None,
+    confidence: float,
+    n_resamples: int,
+    seed: int,
+    extra: dict[str, Any],
+    names: tuple[str, str] = ("a", "b"),
+) -> MetricResult:
+    """A per-pair metric on backbone features: the one implementation behind CLIP-I, DINO-I and the
+    patch distance (and any registered metric with a feature ``kernel``).
+
+    ``kernel(features_a, features_b)`` returns ``{"value": (n,), other: (n, ...)}`` for a chunk of
+    pairs; ``value`` is the per-sample metric, the others go into ``extra`` as per-pair lists.
+    """
+    with timed() as t:
+        bb = resolve_backbone(backbone, default_backbone, weights, device)
+        mode = resolve_resize(resize, bb)
+        sa, sb = as_pairs(a, b, names=names)
+
+        def shard(indices: range) -> tuple[dict[str, torch.Tensor], list[str]]:
+            parts: dict[str, list[torch.Tensor]] = {}
+            notes: list[str] = []
+            for fa, fb, chunk_notes in iter_pair_features(sa.subset(indices), sb.subset(indices), bb, mode,
+                                                          batch_size, start=indices.start):
+                for key, v in kernel(fa, fb).items():
+                    parts.setdefault(key, []).append(v)
+                notes += chunk_notes
+            return {k: torch.cat(v) for k, v in parts.items()}, notes
+
+        out, notes = map_shards(len(sa), batch_size, shard)
+        values = out.pop("value")
+    fields = backbone_fields(bb)
+    fields["warnings"] += notes
+    return per_sample_result(
+        name, values, sa.names, higher_is_better=higher_is_better, confidence=confidence, n_resamples=n_resamples,
+        seed=seed, resize=mode, wall_time_s=t.seconds, extra={**extra, **{k: v.tolist() for k, v in out.items()}},
+        **fields,
+    )

@@ -24,15 +24,23 @@ from pytest_i2i.distributed import map_shards
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.images.imageset import ImageSet, as_pairs, load_images
 from pytest_i2i.metrics.base import (
-    backbone_fields, iter_pair_features, per_sample_result, resolve_backbone, resolve_resize, timed,
+    backbone_fields, frontend, iter_pair_features, paired_feature_metric, per_sample_result, resolve_backbone,
+    resolve_resize, timed,
 )
 from pytest_i2i.metrics.functional import clip as F
+from pytest_i2i.metrics.functional.similarity import cosine_similarity
+from pytest_i2i.metrics.registry import DEFAULT_BATCH_SIZE, DEFAULT_CONFIDENCE, DEFAULT_N_RESAMPLES, DEFAULT_SEED
 from pytest_i2i.result import MetricResult
 
 DEFAULT_BACKBONE = "clip-vit-b-32"
 CMMD_BACKBONE = "clip-vit-l-14-336"
 FEATURE = "image_embeds"
 TEMPLATE_SLOT = "{}"
+
+
+def clip_image_kernel(fa: dict[str, torch.Tensor], fb: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """CLIP-I of a chunk of pairs from their features: ``{"value": cos(image_embeds_a, image_embeds_b)}``."""
+    return {"value": cosine_similarity(fa[FEATURE], fb[FEATURE], names=("image embeddings a", "image embeddings b"))}
 
 
 def _backbone(backbone: str | Backbone | None, default: str, weights: Any, device: Any, *, text: bool) -> Backbone:
@@ -133,6 +141,7 @@ def _per_sample_result(
     )
 
 
+@frontend
 def clip_text(
     images: Any,
     texts: str | Sequence[str],
@@ -143,10 +152,10 @@ def clip_text(
     weights: str | os.PathLike | None = None,
     device: Any = None,
     resize: str | None = None,
-    batch_size: int = 32,
-    confidence: float = 0.95,
-    n_resamples: int = 2000,
-    seed: int = 0,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    confidence: float = DEFAULT_CONFIDENCE,
+    n_resamples: int = DEFAULT_N_RESAMPLES,
+    seed: int = DEFAULT_SEED,
 ) -> MetricResult:
     """CLIPScore (Hessel et al. 2021): how well each image matches its caption (higher is better).
 
@@ -186,7 +195,7 @@ def clip_text(
         mode = resolve_resize(resize, bb)
         txt, warnings = _text_embeds(bb, items, "texts", [TEMPLATE_SLOT])
         img = _embeds(bb, imgs, mode, batch_size)
-        cos = F.cosine_similarity(img, txt)
+        cos = cosine_similarity(img, txt, names=("image embeddings", "text embeddings"))
         values = 100.0 * cos if torchmetrics_scale else F.clip_score(img, txt, w=w)
     result = _per_sample_result(
         "clip_text", values, list(imgs.names), bb, mode, t.seconds, warnings,
@@ -199,6 +208,7 @@ def clip_text(
     return result
 
 
+@frontend
 def clip_image(
     inputs: Any,
     outputs: Any,
@@ -207,10 +217,10 @@ def clip_image(
     weights: str | os.PathLike | None = None,
     device: Any = None,
     resize: str | None = None,
-    batch_size: int = 32,
-    confidence: float = 0.95,
-    n_resamples: int = 2000,
-    seed: int = 0,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    confidence: float = DEFAULT_CONFIDENCE,
+    n_resamples: int = DEFAULT_N_RESAMPLES,
+    seed: int = DEFAULT_SEED,
 ) -> MetricResult:
     """CLIP-I: cosine similarity of the CLIP image embeddings of each input and its output.
 
@@ -229,16 +239,16 @@ def clip_image(
     Raises:
         I2IInputError: the numbers of inputs and outputs differ.
     """
-    with timed() as t:
-        s_in, s_out = as_pairs(inputs, outputs, names=("inputs", "outputs"))
-        bb = _backbone(backbone, DEFAULT_BACKBONE, weights, device, text=False)
-        mode = resolve_resize(resize, bb)
-        e_in, e_out, notes = _pair_embeds(bb, s_in, s_out, mode, batch_size)
-        values = F.cosine_similarity(e_in, e_out)
-    return _per_sample_result("clip_image", values, list(s_in.names), bb, mode, t.seconds, notes, {},
-                              confidence, n_resamples, seed)
+    bb = _backbone(backbone, DEFAULT_BACKBONE, weights, device, text=False)
+    mode = resolve_resize(resize, bb)
+    return paired_feature_metric(
+        "clip_image", True, clip_image_kernel, inputs, outputs, default_backbone=DEFAULT_BACKBONE, backbone=bb,
+        weights=None, device=device, batch_size=batch_size, resize=mode, confidence=confidence,
+        n_resamples=n_resamples, seed=seed, extra={"preprocess": _preprocess(bb, mode)}, names=("inputs", "outputs"),
+    )
 
 
+@frontend
 def clip_direction(
     inputs: Any,
     outputs: Any,
@@ -250,10 +260,10 @@ def clip_direction(
     weights: str | os.PathLike | None = None,
     device: Any = None,
     resize: str | None = None,
-    batch_size: int = 32,
-    confidence: float = 0.95,
-    n_resamples: int = 2000,
-    seed: int = 0,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    confidence: float = DEFAULT_CONFIDENCE,
+    n_resamples: int = DEFAULT_N_RESAMPLES,
+    seed: int = DEFAULT_SEED,
 ) -> MetricResult:
     """CLIP directional similarity (InstructPix2Pix): does the image change follow the caption change?
 
@@ -302,6 +312,7 @@ def clip_direction(
     )
 
 
+@frontend
 def cmmd(
     real: Any,
     fake: Any,
@@ -312,7 +323,7 @@ def cmmd(
     weights: str | os.PathLike | None = None,
     device: Any = None,
     resize: str | None = None,
-    batch_size: int = 32,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> MetricResult:
     """CMMD (Jayasumana et al. 2024): MMD² between CLIP embedding distributions (lower is better).
 

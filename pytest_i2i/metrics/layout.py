@@ -27,7 +27,8 @@ from pytest_i2i.backbones.registry import Backbone
 from pytest_i2i.distributed import map_shards
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.images.imageset import ImageSet, center_crop_to_aspect, load_images
-from pytest_i2i.metrics.base import backbone_fields, per_sample_result, resolve_backbone, resolve_resize, timed
+from pytest_i2i.metrics.base import backbone_fields, frontend, per_sample_result, resolve_backbone, resolve_resize, timed
+from pytest_i2i.metrics.registry import DEFAULT_BATCH_SIZE, DEFAULT_CONFIDENCE, DEFAULT_N_RESAMPLES, DEFAULT_SEED
 from pytest_i2i.metrics.functional import layout as F
 from pytest_i2i.result import MetricResult
 
@@ -97,6 +98,7 @@ def _paired_inputs(outputs: Any, label_maps: Any) -> tuple[ImageSet, list[torch.
     return images, maps, map_names
 
 
+@frontend
 def layout_contrast(
     outputs: Any,
     label_maps: Any,
@@ -111,10 +113,10 @@ def layout_contrast(
     weights: str | os.PathLike | None = None,
     device: Any = None,
     resize: str | None = None,
-    batch_size: int = 32,
-    confidence: float = 0.95,
-    n_resamples: int = 2000,
-    seed: int = 0,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    confidence: float = DEFAULT_CONFIDENCE,
+    n_resamples: int = DEFAULT_N_RESAMPLES,
+    seed: int = DEFAULT_SEED,
 ) -> MetricResult:
     """Label-based contrastive loss (Zhao et al. 2021) of the outputs' ViT patch features (lower is better).
 
@@ -233,6 +235,7 @@ def _shares_labels(labels: torch.Tensor, ignore_index: int) -> bool:
     return all(sets[i] & sets[(i + 1) % len(sets)] for i in range(len(sets)))
 
 
+@frontend
 def fcn_score(
     outputs: Any,
     label_maps: Any,
@@ -241,7 +244,7 @@ def fcn_score(
     num_classes: int,
     ignore_index: int = 255,
     device: Any = None,
-    batch_size: int = 16,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> MetricResult:
     """FCN-score (pix2pix): a segmenter's predictions on the outputs scored against the input labels.
 

@@ -21,24 +21,26 @@ from pytest_i2i.errors import I2IInputError
 from pytest_i2i.generators.pix2pix import NLayerDiscriminator
 from pytest_i2i.distributed import map_shards
 from pytest_i2i.images.imageset import as_pairs, iter_pair_batches
-from pytest_i2i.metrics.base import per_sample_result, timed
+from pytest_i2i.metrics.base import frontend, per_sample_result, timed
+from pytest_i2i.metrics.registry import DEFAULT_BATCH_SIZE, DEFAULT_CONFIDENCE, DEFAULT_N_RESAMPLES, DEFAULT_SEED
 from pytest_i2i.result import MetricResult
 
 
+@frontend
 def patchgan_realism(
     outputs: Any,
     inputs: Any,
     *,
     discriminator: nn.Module | str | os.PathLike,
     device: str | torch.device | None = None,
-    batch_size: int = 8,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     n_layers: int = 3,
     norm: str = "batch",
     ndf: int = 64,
     resize: str = "clean",
-    confidence: float = 0.95,
-    n_resamples: int = 2000,
-    seed: int = 0,
+    confidence: float = DEFAULT_CONFIDENCE,
+    n_resamples: int = DEFAULT_N_RESAMPLES,
+    seed: int = DEFAULT_SEED,
 ) -> MetricResult:
     """Mean per-patch ``sigmoid(D(cat(input, output)))`` of a conditional PatchGAN, per pair (higher is better).
 
@@ -75,8 +77,6 @@ def patchgan_realism(
         >>> 0.0 < r.value < 1.0
         True
     """
-    if batch_size < 1:
-        raise I2IInputError(f"batch_size must be >= 1, got {batch_size}")
     with timed() as t:
         model, name, sha = _discriminator(discriminator, n_layers=n_layers, norm=norm, ndf=ndf)
         dev = torch.device(device) if device is not None else _device_of(model)

@@ -102,6 +102,8 @@ class MetricSpec:
         statistic: for set metrics, ``"module:function"`` ``(x, y) -> float`` on feature rows.
         feature: the backbone output ``kernel`` / ``statistic`` read.
         min_size: the smallest image side the metric accepts.
+        required: keyword arguments without a default that every call must pass (a network that
+            is not a feature extractor: ``discriminator=``, ``segmenter=``).
         test_kwargs: ``"module:function"`` returning the keyword arguments the test battery calls
             it with (e.g. random weights, a small backbone); ``None``: ``{"weights": "random"}`` for
             metrics with a backbone, ``{}`` otherwise.
@@ -126,6 +128,7 @@ class MetricSpec:
     statistic: str | Callable[..., Any] | None = None
     feature: str | None = None
     min_size: int = 0
+    required: tuple[str, ...] = ()
     test_kwargs: str | Callable[[], dict[str, Any]] | None = None
     _resolved: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 

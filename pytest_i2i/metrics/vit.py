@@ -9,31 +9,45 @@
 
 Maths in :mod:`pytest_i2i.metrics.functional.vit`. Features come from
 :meth:`Backbone.iter_features`, which memoises them per image: the three metrics on the same
-images with the same loaded backbone run one forward pass per image.
+images with the same loaded backbone run one forward pass per image. The per-pair kernels
+(:func:`dino_image_kernel`, :func:`patch_distance_kernel`) are what the metrics and the
+sensitivity engine both compute.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from pytest_i2i.backbones.registry import Backbone
-from pytest_i2i.distributed import map_shards
 from pytest_i2i.errors import I2IInputError
-from pytest_i2i.images.imageset import as_pairs
-from pytest_i2i.metrics.base import (
-    backbone_fields, iter_pair_features, per_sample_result, resolve_backbone, resolve_resize, timed,
-)
+from pytest_i2i.metrics.base import frontend, paired_feature_metric
+from pytest_i2i.metrics.frechet import frechet_distance
 from pytest_i2i.metrics.functional import vit as F
-from pytest_i2i.metrics.inception import frechet_metric
+from pytest_i2i.metrics.functional.similarity import MAP_EPS, cosine_similarity
+from pytest_i2i.metrics.registry import DEFAULT_BATCH_SIZE, DEFAULT_CONFIDENCE, DEFAULT_N_RESAMPLES, DEFAULT_SEED
 from pytest_i2i.result import MetricResult
 
 DEFAULT_BACKBONE = "dino-vits16"
+DEFAULT_TOP_K_PERCENT = 10.0
 
 
+def dino_image_kernel(fa: dict[str, torch.Tensor], fb: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """DINO-I of a chunk of pairs from their features: ``{"value": cos(cls_a, cls_b)}``."""
+    return {"value": cosine_similarity(fa["cls"], fb["cls"], eps=MAP_EPS, names=("cls features a", "cls features b"))}
+
+
+def patch_distance_kernel(fa: dict[str, torch.Tensor], fb: dict[str, torch.Tensor],
+                          top_k_percent: float = DEFAULT_TOP_K_PERCENT) -> dict[str, torch.Tensor]:
+    """Patch distance of a chunk of pairs: the mean of each map (``value``), its ``max``, ``top_k_mean`` and ``maps``."""
+    maps = F.patch_distance_map(fa["patch_tokens"], fb["patch_tokens"])
+    pooled = F.pool_distance_map(maps, top_k_percent)
+    return {"value": pooled["mean"], "max": pooled["max"], "top_k_mean": pooled["top_k_mean"], "maps": maps}
+
+
+@frontend
 def fd_vit(
     real: Any,
     fake: Any,
@@ -41,13 +55,13 @@ def fd_vit(
     backbone: str | Backbone | None = None,
     weights: str | os.PathLike | None = None,
     device: Any = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     resize: str | None = None,
-    batch_size: int = 32,
 ) -> MetricResult:
     """Fréchet distance on ViT CLS features (FD-DINOv2, Stein et al. 2023) between two image sets.
 
-    FD = ‖μᵣ − μ_f‖² + tr Σᵣ + tr Σ_f − 2 tr (Σᵣ^½ Σ_f Σᵣ^½)^½ on the ``cls`` features; the same
-    computation as :func:`pytest_i2i.fid` (see :func:`pytest_i2i.metrics.inception.frechet_metric`).
+    FD = ‖μᵣ − μ_f‖² + tr Σᵣ + tr Σ_f − 2 tr (Σᵣ^½ Σ_f Σᵣ^½)^½ on the ``cls`` features:
+    :func:`pytest_i2i.frechet_distance` with ``backbone="dino-vits16"``.
 
     Args:
         real, fake: image inputs, saved ``.npz`` statistics (from
@@ -56,8 +70,8 @@ def fd_vit(
             et al. use DINOv2, ``"dinov2-vits14"`` here is its ViT-S/14 at 224 px).
         weights: ``None`` (published file), a path, or ``"random"`` (uncalibrated smoke tests).
         device: torch device for the forward passes.
-        resize: ``"clean"`` (default) or ``"legacy-pytorch"``.
         batch_size: images per forward pass.
+        resize: ``"clean"`` (default) or ``"legacy-pytorch"``.
 
     Returns:
         A :class:`MetricResult` named ``"fd_vit"`` (lower is better); ``extra`` holds ``n_real``,
@@ -72,10 +86,11 @@ def fd_vit(
         >>> import pytest_i2i
         >>> r = pytest_i2i.fd_vit("real/", "fake/", backbone="dinov2-vits14")   # doctest: +SKIP
     """
-    return frechet_metric("fd_vit", real, fake, backbone=backbone, default_backbone=DEFAULT_BACKBONE,
-                          weights=weights, device=device, resize=resize, batch_size=batch_size, feature="cls")
+    return frechet_distance(real, fake, backbone=backbone or DEFAULT_BACKBONE, weights=weights, device=device,
+                            batch_size=batch_size, resize=resize, feature="cls", name="fd_vit")
 
 
+@frontend
 def dino_image(
     a: Any,
     b: Any,
@@ -83,17 +98,17 @@ def dino_image(
     backbone: str | Backbone | None = None,
     weights: str | os.PathLike | None = None,
     device: Any = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     resize: str | None = None,
-    batch_size: int = 32,
-    confidence: float = 0.95,
-    n_resamples: int = 2000,
-    seed: int = 0,
+    confidence: float = DEFAULT_CONFIDENCE,
+    n_resamples: int = DEFAULT_N_RESAMPLES,
+    seed: int = DEFAULT_SEED,
 ) -> MetricResult:
     """DINO-I: cosine similarity of the CLS features of each pair, cos(cₐ, c_b) (higher is better).
 
     Args:
         a, b: image inputs paired by position (see :func:`pytest_i2i.load_images`).
-        backbone, weights, device, resize, batch_size: as for :func:`fd_vit`.
+        backbone, weights, device, batch_size, resize: as for :func:`fd_vit`.
         confidence, n_resamples, seed: of the percentile-bootstrap CI of the mean.
 
     Returns:
@@ -108,28 +123,27 @@ def dino_image(
         >>> float(pytest_i2i.dino_image("ref/", "ref/"))     # doctest: +SKIP
         1.0
     """
-    def per_pair(fa: dict[str, torch.Tensor], fb: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {"value": F.cosine_similarity(fa["cls"], fb["cls"])}
-
-    return _paired_feature_metric(
-        "dino_image", True, per_pair, a, b, backbone=backbone, weights=weights, device=device, resize=resize,
-        batch_size=batch_size, confidence=confidence, n_resamples=n_resamples, seed=seed, extra={"feature": "cls"},
+    return paired_feature_metric(
+        "dino_image", True, dino_image_kernel, a, b, default_backbone=DEFAULT_BACKBONE, backbone=backbone,
+        weights=weights, device=device, batch_size=batch_size, resize=resize, confidence=confidence,
+        n_resamples=n_resamples, seed=seed, extra={"feature": "cls"},
     )
 
 
+@frontend
 def vit_patch_distance(
     a: Any,
     b: Any,
     *,
+    top_k_percent: float = DEFAULT_TOP_K_PERCENT,
     backbone: str | Backbone | None = None,
-    top_k_percent: float = 10.0,
     weights: str | os.PathLike | None = None,
     device: Any = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     resize: str | None = None,
-    batch_size: int = 32,
-    confidence: float = 0.95,
-    n_resamples: int = 2000,
-    seed: int = 0,
+    confidence: float = DEFAULT_CONFIDENCE,
+    n_resamples: int = DEFAULT_N_RESAMPLES,
+    seed: int = DEFAULT_SEED,
 ) -> MetricResult:
     """Patch-token cosine distance 1 − cos between two aligned images, per patch (lower is better).
 
@@ -140,8 +154,8 @@ def vit_patch_distance(
 
     Args:
         a, b: image inputs paired by position.
-        backbone, weights, device, resize, batch_size: as for :func:`fd_vit`.
         top_k_percent: share of the patches averaged for the top-k % mean, in (0, 100].
+        backbone, weights, device, batch_size, resize: as for :func:`fd_vit`.
         confidence, n_resamples, seed: of the percentile-bootstrap CI of the mean.
 
     Returns:
@@ -157,64 +171,14 @@ def vit_patch_distance(
     if not 0.0 < float(top_k_percent) <= 100.0:
         raise I2IInputError(f"top_k_percent must be in (0, 100]; got {top_k_percent}")
 
-    def per_pair(fa: dict[str, torch.Tensor], fb: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        maps = F.patch_distance_map(fa["patch_tokens"], fb["patch_tokens"])
-        pooled = F.pool_distance_map(maps, top_k_percent)
-        return {"value": pooled["mean"], "max": pooled["max"], "top_k_mean": pooled["top_k_mean"], "maps": maps}
+    def kernel(fa: dict[str, torch.Tensor], fb: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return patch_distance_kernel(fa, fb, top_k_percent)
 
-    result = _paired_feature_metric(
-        "vit_patch_distance", False, per_pair, a, b, backbone=backbone, weights=weights, device=device,
-        resize=resize, batch_size=batch_size, confidence=confidence, n_resamples=n_resamples, seed=seed,
-        extra={"top_k_percent": float(top_k_percent)},
+    result = paired_feature_metric(
+        "vit_patch_distance", False, kernel, a, b, default_backbone=DEFAULT_BACKBONE, backbone=backbone,
+        weights=weights, device=device, batch_size=batch_size, resize=resize, confidence=confidence,
+        n_resamples=n_resamples, seed=seed, extra={"top_k_percent": float(top_k_percent)},
     )
     first_map = result.extra["maps"][0]
     result.extra["grid"] = [len(first_map), len(first_map[0])]
     return result
-
-
-def _paired_feature_metric(
-    name: str,
-    higher_is_better: bool,
-    per_pair: Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor]], dict[str, torch.Tensor]],
-    a: Any,
-    b: Any,
-    *,
-    backbone: str | Backbone | None,
-    weights: str | os.PathLike | None,
-    device: Any,
-    resize: str | None,
-    batch_size: int,
-    confidence: float,
-    n_resamples: int,
-    seed: int,
-    extra: dict[str, Any],
-) -> MetricResult:
-    """Evaluate ``per_pair(features_a, features_b)`` chunk by chunk and build the result.
-
-    ``per_pair`` returns ``{"value": (n,), other: (n, ...)}``; ``value`` is the per-sample metric,
-    the others go into ``extra`` as per-pair lists (named ``other``).
-    """
-    with timed() as t:
-        bb = resolve_backbone(backbone, DEFAULT_BACKBONE, weights, device)
-        mode = resolve_resize(resize, bb)
-        sa, sb = as_pairs(a, b, names=("a", "b"))
-
-        def shard(indices: range) -> tuple[dict[str, torch.Tensor], list[str]]:
-            parts: dict[str, list[torch.Tensor]] = {}
-            notes: list[str] = []
-            for fa, fb, chunk_notes in iter_pair_features(sa.subset(indices), sb.subset(indices), bb, mode,
-                                                          batch_size, start=indices.start):
-                for key, v in per_pair(fa, fb).items():
-                    parts.setdefault(key, []).append(v)
-                notes += chunk_notes
-            return {k: torch.cat(v) for k, v in parts.items()}, notes
-
-        out, notes = map_shards(len(sa), batch_size, shard)
-        values = out.pop("value")
-    fields = backbone_fields(bb)
-    fields["warnings"] += notes
-    return per_sample_result(
-        name, values, sa.names, higher_is_better=higher_is_better, confidence=confidence, n_resamples=n_resamples,
-        seed=seed, resize=mode, wall_time_s=t.seconds, extra={**extra, **{k: v.tolist() for k, v in out.items()}},
-        **fields,
-    )

@@ -1,11 +1,13 @@
 """The ready-made model suite: ``pytest suites/model --i2i-model=ckpt.pt [--i2i-data=...] [--i2i-baseline=...]``.
 
 Thresholds come from ``[tool.i2i.thresholds]`` in pyproject.toml (``metric = value`` or
-``metric = {value = ..., confidence = 0.95, margin = 0.0}``), never from this file. A metric
-without a threshold is still computed and reported; its test is skipped with the value shown.
-Per-sample metrics are gated with a one-sided bootstrap bound (``assert_metric``), set metrics
-(FID, FD-ViT) by value; metrics whose backbone weights are missing are skipped with the file to
-install (or fail under ``--i2i-require-weights``).
+``metric = {value = ..., confidence = 0.95, margin = 0.0}``), never from this file. Every registered
+metric the session can compute has a test (see :mod:`pytest_i2i.suite`): a metric without a
+threshold is still computed and reported, and its test is skipped with the value shown. Per-sample
+metrics are gated with a one-sided bootstrap bound (``assert_metric``), set metrics (FID, FD-ViT)
+by value; metrics whose backbone weights are missing are skipped with the file to install (or
+fail under ``--i2i-require-weights``). With ``--i2i-baseline``, every metric with a threshold is
+also tested for no regression (paired bootstrap, ``margin`` from its entry).
 """
 
 from __future__ import annotations
@@ -13,19 +15,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pytest_i2i.gates import assert_metric, assert_no_regression
 from pytest_i2i.generators import generate
+from pytest_i2i.suite import gate, gated_names, no_regression, suite_metrics
 
 
-def _gate(request, i2i_thresholds, name):
-    metric = request.getfixturevalue(name)
-    result = metric()
-    spec = i2i_thresholds.get(name)
-    if spec is None:
-        pytest.skip(f"{name} = {result.value:.4g}: no threshold for {name} in [tool.i2i.thresholds]")
-    op = ">=" if result.higher_is_better else "<="
-    assert_metric(result, op, spec["value"], confidence=spec.get("confidence", 0.95),
-                  seed=request.getfixturevalue("i2i_options").seed)
+def pytest_generate_tests(metafunc):
+    if "regression_metric" in metafunc.fixturenames:
+        metafunc.parametrize("regression_metric", gated_names(metafunc.config))
 
 
 def test_every_sample_generates_a_valid_image(i2i_outputs, i2i_dataset):
@@ -48,30 +44,25 @@ def test_deterministic_under_fixed_seed(i2i_generator, i2i_dataset, i2i_outputs,
         assert torch.equal(first, second), f"{i2i_dataset.uids[i]}: outputs differ between two runs with one seed"
 
 
-@pytest.mark.parametrize("name", ["ssim", "psnr", "l1", "ciede2000"])
-def test_fidelity_to_target(request, i2i_thresholds, name):
-    _gate(request, i2i_thresholds, name)
+@pytest.mark.parametrize("name", suite_metrics("fidelity_to_target"))
+def test_fidelity_to_target(request, name):
+    gate(request, name)
 
 
-@pytest.mark.parametrize("name", ["dino_image", "clip_image"])
-def test_fidelity_to_input(request, i2i_thresholds, name):
-    _gate(request, i2i_thresholds, name)
+@pytest.mark.parametrize("name", suite_metrics("fidelity_to_input"))
+def test_fidelity_to_input(request, name):
+    gate(request, name)
 
 
-def test_instruction_following(request, i2i_thresholds):
-    _gate(request, i2i_thresholds, "clip_direction")
+@pytest.mark.parametrize("name", suite_metrics("instruction_following"))
+def test_instruction_following(request, name):
+    gate(request, name)
 
 
-@pytest.mark.parametrize("name", ["fid", "fd_vit"])
-def test_realism_against_targets(request, i2i_thresholds, name):
-    _gate(request, i2i_thresholds, name)
+@pytest.mark.parametrize("name", suite_metrics("realism"))
+def test_realism_against_targets(request, name):
+    gate(request, name)
 
 
-@pytest.mark.parametrize("name", ["ssim", "ciede2000", "dino_image", "clip_direction"])
-def test_no_regression_against_baseline(request, i2i_thresholds, i2i_options, name):
-    if not i2i_options.baseline:
-        pytest.skip("no --i2i-baseline given")
-    metric = request.getfixturevalue(name)
-    candidate, baseline = metric(), metric.on_baseline()
-    margin = i2i_thresholds.get(name, {}).get("margin", 0.0)
-    assert_no_regression(candidate, baseline, margin=margin, seed=i2i_options.seed)
+def test_no_regression_against_baseline(request, regression_metric):
+    no_regression(request, regression_metric)

@@ -54,26 +54,6 @@ def _pair(a: Any, b: Any, names: tuple[str, str]) -> tuple[torch.Tensor, torch.T
     return x, y
 
 
-def cosine_similarity(a: Any, b: Any) -> torch.Tensor:
-    """Row-wise cosine similarity cos(aᵢ, bᵢ) = aᵢ·bᵢ / (‖aᵢ‖ ‖bᵢ‖).
-
-    Args:
-        a, b: (N, D) embeddings.
-
-    Returns:
-        (N,) float64 tensor in [-1, 1].
-
-    Raises:
-        I2IInputError: shapes differ, zero rows, non-finite values.
-
-    Example:
-        >>> cosine_similarity(torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 1.0]]))
-        tensor([0.7071], dtype=torch.float64)
-    """
-    x, y = _pair(a, b, ("a", "b"))
-    return (x * y).sum(dim=1)
-
-
 def clip_score(image_embeds: Any, text_embeds: Any, *, w: float = 2.5) -> torch.Tensor:
     """CLIPScore per pair (Hessel et al. 2021): w · max(cos(E_I, E_T), 0), with w = 2.5.
 
@@ -227,3 +207,9 @@ def mmd2_rbf(x: Any, y: Any, *, sigma: float = 10.0, scale: float = 1000.0, chun
     k_yy = _mean_rbf(b, b, gamma, chunk)
     k_xy = _mean_rbf(a, b, gamma, chunk)
     return scale * (k_xx + k_yy - 2.0 * k_xy)
+
+
+def cmmd_statistic(x: Any, y: Any) -> float:
+    """CMMD of two sets of raw CLIP image embeddings: :func:`mmd2_rbf` of the L2-normalised rows
+    with the paper's σ = 10 and scale 1000 (the statistic the sensitivity engine tests per edit)."""
+    return float(mmd2_rbf(normalize_embeddings(x, name="x"), normalize_embeddings(y, name="y")))

@@ -49,3 +49,16 @@ def inception_score_from_logits(
         q = pc.mean(dim=0, keepdim=True)
         scores[i] = float((pc * (lpc - q.log())).sum(dim=1).mean().exp())
     return float(scores.mean()), float(scores.std()), scores
+
+
+def inception_score_gap(x: Any, y: Any) -> float:
+    """``|IS(y) − IS(x)|`` with one split and no shuffle: how far the Inception Score of a set of
+    logits ``y`` moved from that of ``x`` (the statistic the sensitivity engine tests per edit).
+
+    Args:
+        x, y: (N, C) logits of two sets.
+    """
+    def score(logits: Any) -> float:
+        return inception_score_from_logits(logits, splits=1, shuffle=False)[0]
+
+    return abs(score(y) - score(x))

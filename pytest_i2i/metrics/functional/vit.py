@@ -1,6 +1,7 @@
-"""ViT feature maths: cosine similarity of CLS features and patch-token cosine distance maps.
+"""ViT feature maths: patch-token cosine distance maps and their pooling.
 
-cos(x, y) = x · y / max(‖x‖ ‖y‖, ε),  ε = 1e-12, so a zero vector gives 0, never NaN.
+Cosines come from :func:`pytest_i2i.metrics.functional.similarity.cosine_similarity`; patch
+tokens use ``eps=MAP_EPS``, so a zero vector gives 0, never NaN.
 
 * DINO-I (Ruiz et al. 2023, ImagenHub): cos of the CLS features of a pair (higher is more similar).
 * Patch distance: d_ij = 1 − cos(t^a_ij, t^b_ij) between the patch tokens at grid cell (i, j)
@@ -21,10 +22,9 @@ from torch import Tensor
 
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.metrics.functional._tensors import as_float64
+from pytest_i2i.metrics.functional.similarity import MAP_EPS, cosine_similarity
 
-__all__ = ["cosine_similarity", "patch_distance_map", "pool_distance_map"]
-
-EPS = 1e-12
+__all__ = ["patch_distance_map", "pool_distance_map"]
 
 
 def _check_same(x: Tensor, y: Tensor, names: tuple[str, str], ndim: int, layout: str) -> None:
@@ -35,32 +35,6 @@ def _check_same(x: Tensor, y: Tensor, names: tuple[str, str], ndim: int, layout:
                             f"got {tuple(x.shape)} and {tuple(y.shape)}")
     if x.shape[-1] == 0:
         raise I2IInputError(f"`{names[0]}` has feature dimension 0")
-
-
-def _cos(x: Tensor, y: Tensor) -> Tensor:
-    return (x * y).sum(-1) / (x.norm(dim=-1) * y.norm(dim=-1)).clamp_min(EPS)
-
-
-def cosine_similarity(x: Tensor, y: Tensor) -> Tensor:
-    """Row-wise cosine similarity cos(xₙ, yₙ) = xₙ · yₙ / max(‖xₙ‖ ‖yₙ‖, ε).
-
-    Args:
-        x, y: (N, D) features of N pairs (e.g. CLS features).
-
-    Returns:
-        (N,) float64 similarities in [−1, 1].
-
-    Raises:
-        I2IInputError: not tensors, shapes differ or are not (N, D), or values are not finite.
-
-    Example:
-        >>> import torch
-        >>> cosine_similarity(torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 1.0]]))
-        tensor([0.7071], dtype=torch.float64)
-    """
-    x, y = as_float64(x, "x", finite=True), as_float64(y, "y", finite=True)
-    _check_same(x, y, ("x", "y"), 2, "(N, D)")
-    return _cos(x, y.to(x.device))
 
 
 def patch_distance_map(tokens_a: Tensor, tokens_b: Tensor) -> Tensor:
@@ -83,7 +57,7 @@ def patch_distance_map(tokens_a: Tensor, tokens_b: Tensor) -> Tensor:
     """
     a, b = as_float64(tokens_a, "tokens_a", finite=True), as_float64(tokens_b, "tokens_b", finite=True)
     _check_same(a, b, ("tokens_a", "tokens_b"), 4, "(N, h, w, D)")
-    return (1.0 - _cos(a, b.to(a.device))).clamp(0.0, 2.0)
+    return (1.0 - cosine_similarity(a, b, eps=MAP_EPS)).clamp(0.0, 2.0)
 
 
 def pool_distance_map(dist_map: Tensor, top_k_percent: float = 10.0) -> dict[str, Tensor]:
