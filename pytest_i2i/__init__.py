@@ -3,9 +3,10 @@
 The public API is imported lazily (PEP 562), so ``import pytest_i2i`` (which pytest does for
 every run once the plugin is installed) imports neither torch, timm nor open_clip.
 
-Metrics: :func:`fid`, :func:`kid`, :func:`inception_score`, and the paired, weight-free
-:func:`l1`, :func:`psnr`, :func:`ssim`, :func:`ms_ssim`, :func:`ciede2000`.
-Backbones: :func:`backbone`, :func:`list_backbones`. Images: :func:`load_images`.
+Metrics: every registered metric is a top-level name (``pytest_i2i.ssim``, ``pytest_i2i.fid``, ...;
+:func:`list_metrics` lists them, :func:`register_metric` adds one). Gates: :func:`assert_metric`,
+:func:`assert_no_regression`. Backbones: :func:`backbone`, :func:`list_backbones`. Images:
+:func:`load_images`.
 """
 
 from __future__ import annotations
@@ -16,23 +17,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    # metrics
-    "fid": "pytest_i2i.metrics.inception",
-    "kid": "pytest_i2i.metrics.inception",
-    "inception_score": "pytest_i2i.metrics.inception",
-    "l1": "pytest_i2i.metrics.paired",
-    "psnr": "pytest_i2i.metrics.paired",
-    "ssim": "pytest_i2i.metrics.paired",
-    "ms_ssim": "pytest_i2i.metrics.paired",
-    "ciede2000": "pytest_i2i.metrics.paired",
-    "clip_text": "pytest_i2i.metrics.clip",
-    "clip_image": "pytest_i2i.metrics.clip",
-    "clip_direction": "pytest_i2i.metrics.clip",
-    "cmmd": "pytest_i2i.metrics.clip",
-    "fd_vit": "pytest_i2i.metrics.vit",
+    # metric helpers (the metrics themselves come from the registry, see __getattr__)
     "frechet_distance": "pytest_i2i.metrics.frechet",
-    "dino_image": "pytest_i2i.metrics.vit",
-    "vit_patch_distance": "pytest_i2i.metrics.vit",
     "layout_contrast": "pytest_i2i.metrics.layout",
     "fcn_score": "pytest_i2i.metrics.layout",
     "patchgan_realism": "pytest_i2i.metrics.patchgan",
@@ -42,6 +28,12 @@ _LAZY = {
     "MetricSpec": "pytest_i2i.metrics.registry",
     "register_metric": "pytest_i2i.metrics.registry",
     "list_metrics": "pytest_i2i.metrics.registry",
+    "get_metric": "pytest_i2i.metrics.registry",
+    # gates
+    "assert_metric": "pytest_i2i.gates",
+    "assert_no_regression": "pytest_i2i.gates",
+    "check_metric": "pytest_i2i.gates",
+    "check_no_regression": "pytest_i2i.gates",
     "metric_spec": "pytest_i2i.metrics.registry",
     # backbones
     "backbone": "pytest_i2i.backbones.registry",
@@ -83,17 +75,28 @@ _LAZY = {
     "WeightsHashMismatch": "pytest_i2i.errors",
 }
 
-__all__ = sorted(_LAZY)
+def _metric_names() -> list[str]:
+    from pytest_i2i.metrics.registry import list_metrics  # standard library only: no torch
+
+    return list_metrics()
+
+
+__all__ = sorted(set(_LAZY) | set(_metric_names()))
 
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
-    if module is None:
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+    elif name in _metric_names():
+        from pytest_i2i.metrics.registry import get_metric
+
+        value = get_metric(name)
+    else:
         raise AttributeError(f"module 'pytest_i2i' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_metric_names()))

@@ -32,7 +32,7 @@ def test_score_skips_inception_metrics_with_the_reason_when_weights_are_missing(
     rc = main(["score", str(demo / "photos"), str(demo / "degraded"), "--json", str(out_json)])
     text = capsys.readouterr().out
     assert rc == 0
-    assert "ssim" in text and "skipped fid, kid, inception_score" in text
+    assert "ssim" in text and "skipped fid, inception_score, kid" in text
     assert "pt_inception-2015-12-05-6726825d.pth" in text
     data = json.loads(out_json.read_text())
     assert {r["name"] for r in data["results"]} == {"l1", "psnr", "ssim", "ciede2000"}

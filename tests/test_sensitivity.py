@@ -11,9 +11,8 @@ import pytest
 import torch
 
 from pytest_i2i.errors import I2IInputError, UnknownNameError
-from pytest_i2i.validation.sensitivity import (
-    UNCALIBRATED, edit_seed, frechet_distance_features, run_sensitivity, write_outputs,
-)
+from pytest_i2i.metrics.functional.frechet import frechet_distance_features
+from pytest_i2i.validation.sensitivity import UNCALIBRATED, edit_seed, run_sensitivity, write_outputs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -1,9 +1,10 @@
 """The ``i2i`` command line: one module per subcommand, each with ``register(subparsers)``.
 
     i2i samples OUT              write the bundled photos and a degraded copy (the demo folders)
-    i2i score REAL FAKE          score two folders: paired metrics and FID/KID/IS
+    i2i score REAL FAKE          score two folders with any registered metric (default: paired, FID/KID/IS)
     i2i stats IMAGES OUT.npz     save reference feature statistics for FID
     i2i generate MODEL OUT       run a generator on a dataset and write its outputs as PNG
+    i2i metrics                  list the registered metrics
     i2i backbones                list the registered backbones
     i2i cache info|clear         show or empty the on-disk feature/output cache (--cache-dir)
     i2i validate PATH... --out D correlate metrics with human judgments (table, plots, JSON)
@@ -19,7 +20,7 @@ import importlib
 import sys
 
 # Subcommand modules, in the order ``i2i --help`` lists them.
-SUBCOMMANDS = ("score", "samples", "stats", "generate", "backbones", "validate", "sensitivity", "cache")
+SUBCOMMANDS = ("score", "samples", "stats", "generate", "metrics", "backbones", "validate", "sensitivity", "cache")
 
 
 def build_parser() -> argparse.ArgumentParser:

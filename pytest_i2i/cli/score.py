@@ -1,4 +1,4 @@
-"""``i2i score``: score a folder of outputs against a folder of references."""
+"""``i2i score``: score a folder of outputs against a folder of references, with any registered metric."""
 
 from __future__ import annotations
 
@@ -7,26 +7,56 @@ import json
 from pathlib import Path
 from typing import Any
 
-PAIRED_METRICS = ("l1", "psnr", "ssim", "ms_ssim", "ciede2000")
-SET_METRICS = ("fid", "kid", "inception_score")
-DEFAULT_METRICS = ("l1", "psnr", "ssim", "ciede2000", "fid", "kid", "inception_score")
+#: the roles ``i2i score REAL FAKE`` fills: FAKE is the outputs, REAL the references (targets or inputs)
+ROLE_SOURCES = {"outputs": "fake", "targets": "real", "inputs": "real"}
+
+
+def scorable(spec: Any) -> str | None:
+    """Why a registered metric cannot be scored from two image folders, or ``None`` when it can."""
+    missing = [role for role in spec.args if role not in ROLE_SOURCES]
+    if not spec.args or missing:
+        return f"needs {', '.join(m.replace('_', ' ') for m in missing) or 'data the command does not take'}"
+    if spec.required:
+        return f"needs {', '.join(spec.required)}"
+    return None
+
+
+def reads_statistics(spec: Any) -> bool:
+    """Whether a metric accepts saved feature statistics (``.npz``) in place of images: the Fréchet distances."""
+    return spec.kind == "set" and spec.statistic == "pytest_i2i.metrics.functional.frechet:frechet_distance_features"
+
+
+#: metrics needing larger images than this are computed only on request (MS-SSIM needs 176 px)
+DEFAULT_MAX_MIN_SIZE = 64
+
+
+def default_metrics() -> list[str]:
+    """What ``i2i score`` computes without ``--metrics``: the weight-free metrics that work on small
+    images and the FID Inception's metrics (CLIP, DINO and the rest on request: their weights are
+    separate downloads)."""
+    from pytest_i2i.metrics.registry import metric_specs
+
+    return [s.name for s in metric_specs()
+            if scorable(s) is None and s.min_size <= DEFAULT_MAX_MIN_SIZE
+            and (not s.needs_weights or s.backbone == "inception-fid")]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("score", help="score a folder of outputs against a folder of references")
-    s.add_argument("real", help="reference images: folder, image file or statistics .npz (FID only)")
+    s.add_argument("real", help="reference images (targets or inputs): folder, image file or statistics .npz (FID)")
     s.add_argument("fake", help="generated images: folder or image file")
-    s.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
-                   help=f"comma-separated, from {', '.join(PAIRED_METRICS + SET_METRICS)} (default: %(default)s)")
+    s.add_argument("--metrics", default=None,
+                   help="comma-separated registered metric names, or 'all' (default: the weight-free metrics and "
+                        "those on the FID Inception; `i2i metrics` lists them)")
     s.add_argument("--weights", default=None,
-                   help="backbone weights: a file path, or 'random' for an uncalibrated smoke test "
-                        "(default: the published file, searched as documented)")
+                   help="backbone weights: a file path (when the chosen metrics share one backbone), or 'random' "
+                        "for an uncalibrated smoke test (default: the published files, searched as documented)")
     s.add_argument("--weights-dir", default=None, help="folder searched first for weights files")
     s.add_argument("--require-weights", action="store_true",
                    help="fail (exit 2) instead of skipping metrics whose backbone weights are missing")
     s.add_argument("--resize", choices=("clean", "legacy-pytorch"), default="clean")
     s.add_argument("--device", default=None)
-    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default 16)")
     s.add_argument("--num-workers", type=int, default=None, metavar="N",
                    help="DataLoader worker processes that decode and resize image files "
                         "(default: $I2I_NUM_WORKERS, else 0 on <= 2 CPUs, else min(4, CPUs - 1))")
@@ -39,15 +69,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _score(args: argparse.Namespace) -> int:
     from pytest_i2i import distributed
-    from pytest_i2i.errors import I2IInputError
-
     from pytest_i2i.cli.cache import apply_cache_dir
+    from pytest_i2i.errors import UnknownNameError
+    from pytest_i2i.metrics.registry import list_metrics
 
     apply_cache_dir(args)
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    unknown = [m for m in metrics if m not in PAIRED_METRICS + SET_METRICS]
-    if unknown:
-        raise I2IInputError(f"--metrics: unknown {', '.join(unknown)}; known: {', '.join(PAIRED_METRICS + SET_METRICS)}")
+    known = list_metrics()
+    if args.metrics is None:
+        metrics = default_metrics()
+    elif args.metrics.strip() == "all":
+        metrics = known
+    else:
+        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+        for m in metrics:
+            if m not in known:
+                raise UnknownNameError("metric", m, known)
     if args.num_workers is not None:
         from pytest_i2i.pipeline import configure_pipeline
 
@@ -60,45 +96,57 @@ def _score(args: argparse.Namespace) -> int:
 def _score_metrics(args: argparse.Namespace, metrics: list[str]) -> int:
     import pytest_i2i
     from pytest_i2i import distributed
-    from pytest_i2i.errors import WeightsError
+    from pytest_i2i.errors import I2IInputError, WeightsError
+    from pytest_i2i.metrics.registry import DEFAULT_BATCH_SIZE, metric_spec
 
     if args.weights_dir:
         import os
 
         os.environ["I2I_WEIGHTS_DIR"] = str(Path(args.weights_dir).expanduser().resolve())
-
+    specs = [metric_spec(m) for m in metrics]
+    backbones_used = {s.backbone for s in specs if s.backbone and scorable(s) is None}
+    if args.weights not in (None, "random") and len(backbones_used) > 1:
+        raise I2IInputError(f"--weights {args.weights}: one weights file cannot serve the backbones "
+                            f"{', '.join(sorted(backbones_used))}; score them in separate runs, or use --weights-dir")
+    sources = {"real": args.real, "fake": args.fake}
+    real_is_stats = Path(args.real).suffix == ".npz"
+    batch_size = args.batch_size if args.batch_size is not None else DEFAULT_BATCH_SIZE
     results: list[Any] = []
     skipped: list[dict[str, str]] = []
-    bb = None
-    real_is_stats = Path(args.real).suffix == ".npz"
-    for name in metrics:
-        fn = getattr(pytest_i2i, name)
-        if name in PAIRED_METRICS:
-            if real_is_stats:
-                skipped.append({"metric": name, "reason": "REAL is a statistics file; paired metrics need images"})
+    loaded: dict[str, Any] = {}
+    for spec in specs:
+        reason = scorable(spec)
+        if (reason is None and real_is_stats and not reads_statistics(spec)
+                and any(ROLE_SOURCES[r] == "real" for r in spec.args)):
+            reason = "REAL is a statistics file; only the Fréchet distances (fid, fd_vit) read statistics"
+        if reason is not None:
+            skipped.append({"metric": spec.name, "reason": reason})
+            continue
+        kwargs: dict[str, Any] = {}
+        if "batch_size" in spec.accepts:
+            kwargs["batch_size"] = batch_size
+        if "resize" in spec.accepts:
+            kwargs["resize"] = args.resize
+        if spec.backbone is not None:
+            if spec.backbone not in loaded:
+                try:
+                    loaded[spec.backbone] = pytest_i2i.backbone(spec.backbone, weights=args.weights,
+                                                                device=distributed.rank_device(args.device))
+                except WeightsError as e:
+                    if args.require_weights:
+                        raise
+                    loaded[spec.backbone] = e
+            bb = loaded[spec.backbone]
+            if isinstance(bb, Exception):
+                skipped.append({"metric": spec.name, "reason": str(bb)})
                 continue
-            results.append(fn(args.real, args.fake, resize=args.resize, batch_size=args.batch_size))
-            continue
-        if bb is None:
-            try:
-                bb = pytest_i2i.backbone("inception-fid", weights=args.weights,
-                                         device=distributed.rank_device(args.device))
-            except WeightsError as e:
-                if args.require_weights:
-                    raise
-                reason = str(e)
-                skipped += [{"metric": m, "reason": reason} for m in metrics if m in SET_METRICS]
-                bb = False
-        if bb is False:
-            continue
-        common = {"backbone": bb, "resize": args.resize, "batch_size": args.batch_size}
-        if name == "inception_score":
+            kwargs["backbone"] = bb
+        elif "device" in spec.accepts and args.device is not None:
+            kwargs["device"] = distributed.rank_device(args.device)
+        if spec.name == "inception_score":
             n = len(pytest_i2i.load_images(args.fake, name="fake"))
-            results.append(fn(args.fake, splits=min(10, n), **common))
-        elif name == "fid" or not real_is_stats:
-            results.append(fn(args.real, args.fake, **common))
-        else:
-            skipped.append({"metric": name, "reason": "KID needs images on both sides, not statistics"})
+            kwargs["splits"] = min(10, n)
+        results.append(spec.function(*(sources[ROLE_SOURCES[role]] for role in spec.args), **kwargs))
 
     if not distributed.is_main():
         return 0

@@ -13,6 +13,7 @@ _INCEPTION = "pytest_i2i.metrics.inception"
 _CLIP = "pytest_i2i.metrics.clip"
 _VIT = "pytest_i2i.metrics.vit"
 _FRECHET = "pytest_i2i.metrics.functional.frechet"
+_TESTING = "pytest_i2i.testing"
 
 BUILTIN_METRICS: tuple[MetricSpec, ...] = (
     # -- weight-free, paired with the target ---------------------------------------------------------
@@ -40,52 +41,77 @@ BUILTIN_METRICS: tuple[MetricSpec, ...] = (
                needs_weights=True, per_sample=False, symmetric=True, best=0.0,
                statistic=f"{_FRECHET}:frechet_distance_features", feature="pool3",
                description="Fréchet Inception Distance on pool3 features",
-               reference="pytorch-fid calculate_frechet_distance; torch-fidelity"),
+               reference="pytorch-fid calculate_frechet_distance; torch-fidelity",
+               test_kwargs=f"{_TESTING}:inception_kwargs"),
     MetricSpec("kid", f"{_INCEPTION}:kid", "set", ("targets", "outputs"), False, backbone="inception-fid",
                needs_weights=True, per_sample=False, statistic="pytest_i2i.metrics.functional.kernel:mmd2_unbiased",
                feature="pool3", description="Kernel Inception Distance (unbiased MMD², cubic polynomial kernel)",
-               reference="torch-fidelity kid"),
+               reference="torch-fidelity kid", test_kwargs=f"{_TESTING}:kid_kwargs"),
     MetricSpec("inception_score", f"{_INCEPTION}:inception_score", "single-set", ("outputs",), True,
                backbone="inception-fid", needs_weights=True, per_sample=False, aliases=("is",),
+               test_kwargs=f"{_TESTING}:inception_score_kwargs",
                statistic="pytest_i2i.metrics.functional.inception_score:inception_score_gap",
                feature="logits_unbiased", description="Inception Score, mean over splits",
                reference="torch-fidelity isc"),
     MetricSpec("fd_vit", f"{_VIT}:fd_vit", "set", ("targets", "outputs"), False, backbone="dino-vits16",
                needs_weights=True, per_sample=False, symmetric=True, best=0.0,
                statistic=f"{_FRECHET}:frechet_distance_features", feature="cls", aliases=("fd_dinov2",),
+               test_kwargs=f"{_TESTING}:vit_kwargs",
                description="Fréchet distance on ViT CLS features (FD-DINOv2)",
                reference="frechet_distance on directly computed timm CLS features"),
     MetricSpec("cmmd", f"{_CLIP}:cmmd", "set", ("targets", "outputs"), False, backbone="clip-vit-l-14-336",
                needs_weights=True, per_sample=False, symmetric=True, best=0.0,
                statistic="pytest_i2i.metrics.functional.clip:cmmd_statistic", feature="image_embeds",
                description="CLIP maximum mean discrepancy (RBF kernel, sigma 10, x1000)",
-               reference="the CMMD reference estimator (google-research/cmmd), re-implemented in the test"),
+               reference="the CMMD reference estimator (google-research/cmmd), re-implemented in the test",
+               test_kwargs=f"{_TESTING}:clip_kwargs"),
     # -- fidelity to the input -----------------------------------------------------------------------
     MetricSpec("clip_image", f"{_CLIP}:clip_image", "paired", ("inputs", "outputs"), True,
                backbone="clip-vit-b-32", needs_weights=True, symmetric=True, best=1.0,
                kernel=f"{_CLIP}:clip_image_kernel", feature="image_embeds", aliases=("clip-i", "clip_i"),
+               test_kwargs=f"{_TESTING}:clip_kwargs",
                description="CLIP-I: cosine of the CLIP image embeddings of input and output",
                reference="cosine of open_clip encode_image embeddings"),
     MetricSpec("dino_image", f"{_VIT}:dino_image", "paired", ("inputs", "outputs"), True,
                backbone="dino-vits16", needs_weights=True, symmetric=True, best=1.0,
                kernel=f"{_VIT}:dino_image_kernel", feature="cls", aliases=("dino", "dino-i", "dino_i"),
+               test_kwargs=f"{_TESTING}:vit_kwargs",
                description="DINO-I: cosine of the DINO CLS features of input and output",
                reference="cosine of timm forward_features CLS tokens"),
     MetricSpec("vit_patch_distance", f"{_VIT}:vit_patch_distance", "paired", ("inputs", "outputs"), False,
                backbone="dino-vits16", needs_weights=True, symmetric=True, best=0.0,
                kernel=f"{_VIT}:patch_distance_kernel", pooled=("max", "top_k_mean"), feature="patch_tokens",
                description="mean patch-token cosine distance (local changes), with max and top-k poolings",
-               reference="1 - cosine of timm patch tokens, computed directly in the test"),
+               reference="1 - cosine of timm patch tokens, computed directly in the test",
+               test_kwargs=f"{_TESTING}:vit_kwargs"),
     # -- text ----------------------------------------------------------------------------------------
     MetricSpec("clip_text", f"{_CLIP}:clip_text", "text-image", ("outputs", "target_captions"), True,
                backbone="clip-vit-b-32", needs_weights=True, aliases=("clipscore", "clip_score", "clip-t"),
+               test_kwargs=f"{_TESTING}:clip_kwargs",
                description="CLIPScore of each output and its target caption",
                reference="torchmetrics CLIPScore (torchmetrics_scale=True)"),
     MetricSpec("clip_direction", f"{_CLIP}:clip_direction", "edit-direction",
                ("inputs", "outputs", "source_captions", "target_captions"), True, backbone="clip-vit-b-32",
                needs_weights=True, aliases=("clip_directional_similarity",),
+               test_kwargs=f"{_TESTING}:clip_kwargs",
                description="CLIP directional similarity: image change vs caption change",
                reference="InstructPix2Pix ClipSimilarity, re-implemented in the test"),
+)
+
+BUILTIN_METRICS += (
+    # -- metrics that need a network the session does not have, or label maps ------------------------
+    MetricSpec("patchgan_realism", "pytest_i2i.metrics.patchgan:patchgan_realism", "paired", ("outputs", "inputs"),
+               True, required=("discriminator",), test_kwargs=f"{_TESTING}:patchgan_kwargs",
+               description="mean per-patch realism of a trained conditional PatchGAN discriminator",
+               reference="pix2pix NLayerDiscriminator, checked on its state_dict layout"),
+    MetricSpec("fcn_score", "pytest_i2i.metrics.layout:fcn_score", "label-map", (), True, per_sample=False,
+               required=("segmenter", "num_classes"), test_kwargs=f"{_TESTING}:fcn_score_kwargs",
+               description="FCN-score: a segmenter's mean IoU on the outputs against the input label maps",
+               reference="pix2pix's FCN-score protocol (confusion matrix, mean IoU)"),
+    MetricSpec("layout_contrast", "pytest_i2i.metrics.layout:layout_contrast", "label-map", (), False,
+               backbone="dino-vits16", needs_weights=True, test_kwargs=f"{_TESTING}:layout_kwargs",
+               description="label-based contrastive loss of the outputs' ViT patch features (Zhao et al. 2021)",
+               reference="the paper's loss, re-implemented in the test"),
 )
 
 for _spec in BUILTIN_METRICS:
