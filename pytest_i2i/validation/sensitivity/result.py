@@ -105,25 +105,3 @@ def _json_value(v: Any) -> Any:
     if isinstance(v, np.bool_):
         return bool(v)
     return v
-
-
-def _records(df: Any) -> list[dict[str, Any]]:
-    out = []
-    for rec in df.to_dict(orient="records"):
-        out.append({k: _json_value(v) for k, v in rec.items()})
-    return out
-
-
-def _json_value(v: Any) -> Any:
-    if isinstance(v, (np.floating, float)):
-        f = float(v)
-        if math.isnan(f):
-            return None
-        if math.isinf(f):
-            return "inf" if f > 0 else "-inf"
-        return f
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    return v
