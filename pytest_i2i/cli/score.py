@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--weights", default=None,
                    help="backbone weights: a file path, or 'random' for an uncalibrated smoke test "
                         "(default: the published file, searched as documented)")
-    s.add_argument("--weights-dir", default=None, help="folder searched first for weights files")
+    from pytest_i2i.cli.backbones import add_weights_options
+
+    add_weights_options(s)
     s.add_argument("--require-weights", action="store_true",
                    help="fail (exit 2) instead of skipping metrics whose backbone weights are missing")
     s.add_argument("--resize", choices=("clean", "legacy-pytorch"), default="clean")
@@ -60,12 +62,10 @@ def _score(args: argparse.Namespace) -> int:
 def _score_metrics(args: argparse.Namespace, metrics: list[str]) -> int:
     import pytest_i2i
     from pytest_i2i import distributed
+    from pytest_i2i.cli.backbones import apply_weights_options
     from pytest_i2i.errors import WeightsError
 
-    if args.weights_dir:
-        import os
-
-        os.environ["I2I_WEIGHTS_DIR"] = str(Path(args.weights_dir).expanduser().resolve())
+    apply_weights_options(args)
 
     results: list[Any] = []
     skipped: list[dict[str, str]] = []
