@@ -175,7 +175,9 @@ def files_in(folder: Path) -> list[str]:
     """What a cache folder holds, lock files aside (empty files that only serialise downloads)."""
     if not folder.exists():
         return []
-    return sorted(p.name for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".lock"))
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert all(p.stat().st_size == 0 for p in files if p.name.endswith(".lock"))
+    return sorted(p.name for p in files if not p.name.endswith(".lock"))
 
 
 def cfg(*files: WeightsFile) -> PretrainedCfg:
@@ -445,3 +447,37 @@ def test_plugin_options_offline_and_mirror(pytester, monkeypatch):
     ])
     bad = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--i2i-weights-mirror=ftp://host/x")
     bad.stderr.fnmatch_lines(["*--i2i-weights-mirror*'ftp://host/x' is not an http(s):// or file:// URL*"])
+
+
+def test_i2i_backbones_shows_installed_where_verified_and_size(server, cache_dir, tmp_path, monkeypatch, capsys):
+    from pytest_i2i.cli import main
+
+    body = tiny_bytes(12)
+    server.routes["/" + FILENAME] = ("ok", body)
+    register_tiny(WeightsFile(FILENAME, sha256=sha(body), url=f"{server.url}/{FILENAME}", size=len(body)))
+    for var in ("I2I_WEIGHTS_DIR", "I2I_OFFLINE"):  # the CLI sets them; restored after the test
+        monkeypatch.setenv(var, "")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["backbones", "--json", "--weights-dir", str(empty)]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["backbones"]}
+    assert rows[TINY]["installed"] is False and rows[TINY]["download_bytes"] == len(body)
+    inception = rows["inception-fid"]
+    assert inception["download_bytes"] == 95_628_359 and "github.com" in inception["download_from"]
+    assert server.requests == []  # listing never downloads
+    assert main(["backbones", "--download", TINY]) == 0
+    assert f"{TINY}: {cache_dir / FILENAME} (download, sha256)" in capsys.readouterr().out
+    assert main(["backbones"]) == 0
+    out_text = capsys.readouterr().out
+    line = next(x for x in out_text.splitlines() if x.startswith(TINY + " "))
+    size = weights.human_size(len(body)).split()
+    assert line.split() == [TINY, "1x1", "installed", "torch", "hub", "cache", "sha256", *size]
+    assert f"  weights {cache_dir / FILENAME}" in out_text
+    # a file with the published name but other content: shown as refused, with the reason
+    wdir = tmp_path / "wdir"
+    wdir.mkdir()
+    (wdir / FILENAME).write_bytes(tiny_bytes(13))
+    assert main(["backbones", "--weights-dir", str(wdir)]) == 0
+    out_text = capsys.readouterr().out
+    assert any(x.startswith(TINY + " ") and "REFUSED" in x and "wrong sha256" in x for x in out_text.splitlines())
+    assert "is partial or not the published one" in out_text
