@@ -442,7 +442,7 @@ def test_plugin_options_offline_and_mirror(pytester, monkeypatch):
     result.stdout.fnmatch_lines([
         "*OFFLINE 1 True command line*",
         "*MIRROR http://127.0.0.1:9/weights ini i2i_weights_mirror*",
-        "*MESSAGE weights for backbone 'x' not found, and downloads are off (--i2i-offline).*--i2i-weights-dir=FOLDER*"
+        "*MESSAGE weights for backbone 'x' (x.pth) not found, and downloads are off (--i2i-offline).*--i2i-weights-dir=FOLDER*"
         "run without --i2i-offline*",
     ])
     bad = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--i2i-weights-mirror=ftp://host/x")

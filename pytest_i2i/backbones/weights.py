@@ -492,14 +492,15 @@ def human_size(n: int | None) -> str:
 def _missing_message(name: str, pretrained: PretrainedCfg, plan: list[Candidate], weights_dir,
                      offline: str | None, attempts: list[str]) -> str:
     ui = INTERFACES[_INTERFACE[0]]
+    head = f"weights for backbone {name!r} ({pretrained.files[0].filename}) not found"
     if offline is not None:
         why = ui["offline"] if offline == f"{ENV_OFFLINE}=1" else offline
-        lines = [f"weights for backbone {name!r} not found, and downloads are off ({why})."]
+        lines = [f"{head}, and downloads are off ({why})."]
     elif attempts:
-        lines = [f"weights for backbone {name!r} not found, and downloading them failed:"]
+        lines = [f"{head}, and downloading them failed:"]
         lines += [f"  {a}" for a in attempts]
     else:
-        lines = [f"weights for backbone {name!r} not found, and they have no download source."]
+        lines = [f"{head}, and they have no download source."]
     lines.append("Any one of these files will do:")
     for wf in pretrained.files:
         facts = ", ".join(x for x in (human_size(wf.size) if wf.size else "",
