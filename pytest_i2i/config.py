@@ -44,6 +44,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("batch-size", "images per forward pass (default 8)", "int", "N"),
     Option("weights-dir", "folder searched first for backbone weights files", "path", "DIR"),
     Option("require-weights", "error instead of skip when backbone weights are missing", "flag"),
+    Option("offline", "never download backbone weights (also on with HF_HUB_OFFLINE=1); missing weights skip "
+           "their tests, or fail them under --i2i-require-weights", "flag"),
+    Option("weights-mirror", "download published weights files by name from this server instead of their hosts "
+           "(an internal mirror)", "str", "URL"),
     Option("seed", "seed for generators and bootstrap resampling (default 0)", "int", "N"),
     Option("max-samples", "use only the first N samples of the dataset", "int", "N"),
     Option("cache-dir", "folder of the on-disk cache of features and generator outputs "
@@ -61,7 +65,7 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 DEFAULTS: dict[str, Any] = {"device": "cpu", "batch_size": 8, "seed": 0, "require_weights": False,
-                            "trust_checkpoint": False, "progress": False}
+                            "offline": False, "trust_checkpoint": False, "progress": False}
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -104,6 +108,8 @@ class I2IOptions:
     batch_size: int = 8
     weights_dir: Path | None = None
     require_weights: bool = False
+    offline: bool = False
+    weights_mirror: str | None = None
     seed: int = 0
     max_samples: int | None = None
     cache_dir: Path | None = None
@@ -171,6 +177,8 @@ def _validate(o: I2IOptions) -> None:
         raise pytest.UsageError(f"--i2i-sensitivity-images: {o.sensitivity_images} is not a directory")
     if o.weights_dir is not None and not o.weights_dir.is_dir():
         raise pytest.UsageError(f"--i2i-weights-dir: {o.weights_dir} is not a directory")
+    if o.weights_mirror is not None and not re.match(r"^(https?|file)://", o.weights_mirror):
+        raise pytest.UsageError(f"--i2i-weights-mirror: {o.weights_mirror!r} is not an http(s):// or file:// URL")
     for attr in ("report", "cache_dir"):
         path = getattr(o, attr)
         if path is not None and path.exists() and not path.is_dir():

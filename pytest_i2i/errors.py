@@ -31,16 +31,23 @@ class UnknownNameError(I2IError, KeyError):
 
 
 class WeightsError(I2IError):
-    """Base class for problems with backbone weights files."""
+    """Base class for problems with backbone weights files.
+
+    ``backbone`` names the backbone whose weights were being resolved (``None`` when unknown).
+    """
+
+    backbone: str | None = None
 
 
 class WeightsNotFound(WeightsError, FileNotFoundError):
     """No usable weights file was found; the message names the file, its sha256 and how to install it."""
 
-    def __init__(self, message: str, *, filename: str, sha256: str | None, searched: list[str]):
+    def __init__(self, message: str, *, filename: str, sha256: str | None, searched: list[str],
+                 backbone: str | None = None):
         self.filename = filename
         self.sha256 = sha256
         self.searched = searched
+        self.backbone = backbone
         super().__init__(message)
 
     def __str__(self) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from pytest_i2i.backbones.weights import ENV_WEIGHTS_DIR  # stdlib-only module
+from pytest_i2i.backbones import weights  # stdlib-only module
 from pytest_i2i.config import add_options, check_threshold_names, read_thresholds, resolve_options
 from pytest_i2i.metrics.registry import list_metrics, on_register
 from pytest_i2i.session import BoundMetric, I2ISession
@@ -66,8 +66,14 @@ class _HypothesisProfile:
 
 def pytest_configure(config: pytest.Config) -> None:
     options = resolve_options(config)
+    # The weights resolver reads the environment (also in xdist workers and subprocesses).
     if options.weights_dir is not None:
-        os.environ[ENV_WEIGHTS_DIR] = str(options.weights_dir)
+        os.environ[weights.ENV_WEIGHTS_DIR] = str(options.weights_dir)
+    if options.offline:
+        os.environ[weights.ENV_OFFLINE] = "1"
+    if options.weights_mirror:
+        os.environ[weights.ENV_MIRROR] = options.weights_mirror
+    weights.set_interface("pytest")
     if options.progress:  # read by pytest_i2i.pipeline (also in xdist workers and subprocesses)
         os.environ["I2I_PROGRESS"] = "1"
     # Under torchrun every rank runs the suite and metrics shard their images. Only a run that asked

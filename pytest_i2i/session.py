@@ -210,10 +210,12 @@ class BoundMetric:
 
                 result = cached_call(self.name, self.spec.function, args, call_kwargs)
         except WeightsError as e:
+            from pytest_i2i.backbones.weights import weights_message_once
+
+            message = weights_message_once(e)
             if self.session.options.require_weights:
-                pytest.fail(f"{self.name}: backbone weights missing and --i2i-require-weights is set:\n{e}",
-                            pytrace=False)
-            pytest.skip(f"{self.name}: backbone weights not installed: {e}")
+                pytest.fail(f"{self.name}: --i2i-require-weights is set and {message}", pytrace=False)
+            pytest.skip(f"{self.name}: {message}")
         self.session.record(self.nodeid, result)
         self.record_property(f"i2i.{self.name}", result.value)
         return result

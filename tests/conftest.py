@@ -1,7 +1,16 @@
 """Shared fixtures. Random-weight backbones here are architecture-exact and seeded; every
-number computed with them is uncalibrated and used only to compare implementations."""
+number computed with them is uncalibrated and used only to compare implementations.
+
+The suite runs offline: ``I2I_OFFLINE=1`` and ``HF_HUB_OFFLINE=1`` are set before anything imports
+huggingface_hub (subprocesses inherit them; tests of the download path unset them and use servers
+on 127.0.0.1), and an audit hook refuses every connection and name lookup that is not local; a
+test that attempts one fails even when the code under test swallowed the error."""
 
 from __future__ import annotations
+
+import ipaddress
+import os
+import sys
 
 import numpy as np
 import numpy.fft  # noqa: F401
@@ -9,6 +18,52 @@ import pytest
 
 # pytester's in-process runs drop the modules first imported inside them from sys.modules; numpy's
 # C extensions refuse to load twice in one process, so they are imported before any such run.
+
+os.environ["I2I_OFFLINE"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+_NETWORK_ATTEMPTS: list[str] = []
+_LOCAL_NAMES = {None, "", "localhost", b"localhost"}
+
+
+def _is_local(host) -> bool:
+    if host in _LOCAL_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.decode() if isinstance(host, bytes) else str(host)).is_loopback
+    except ValueError:
+        return False
+
+
+def _network_guard(event: str, args: tuple) -> None:
+    if not event.startswith("socket."):
+        return
+    if event == "socket.connect" or event == "socket.sendto":
+        address = args[1]
+        if not isinstance(address, tuple) or _is_local(address[0]):  # AF_UNIX paths are local
+            return
+        target = address
+    elif event in ("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex", "socket.gethostbyaddr"):
+        if _is_local(args[0]):
+            return
+        target = args[0]
+    else:
+        return
+    _NETWORK_ATTEMPTS.append(f"{event} {target!r}")
+    raise ConnectionRefusedError(f"tests must not reach the network ({event} {target!r})")
+
+
+sys.addaudithook(_network_guard)
+
+
+@pytest.fixture(autouse=True)
+def _no_network_access():
+    """Fails the test that tried to reach a non-local host (the hook above refused it)."""
+    start = len(_NETWORK_ATTEMPTS)
+    yield
+    if len(_NETWORK_ATTEMPTS) > start:
+        pytest.fail(f"the test tried to reach the network: {_NETWORK_ATTEMPTS[start:]}", pytrace=False)
+
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,8 @@ import pytest_i2i
 from pytest_i2i.backbones import registry
 from pytest_i2i.backbones.clip import ClipBackbone, resolve_clip_family
 from pytest_i2i.backbones.registry import get_spec
-from pytest_i2i.errors import I2IInputError, UnknownNameError, WeightsNotFound
+from pytest_i2i.backbones.weights import HF_PUBLISHED
+from pytest_i2i.errors import I2IInputError, UnknownNameError, WeightsHashMismatch, WeightsNotFound
 from pytest_i2i.images import sample_images
 from pytest_i2i.images.imageset import center_crop_to_aspect
 from pytest_i2i.images.resize import resize_batch
@@ -156,7 +157,9 @@ def test_named_backbones_follow_open_clip_configs(name, model, tag):
     assert spec.center_crop is (cfg["resize_mode"] == "shortest") is True
     repo = cfg["hf_hub"].rstrip("/")
     assert [(f.hf_hub_id, f.hf_filename, f.sha256) for f in spec.pretrained.files] == [
-        (repo, "open_clip_model.safetensors", None), (repo, "open_clip_pytorch_model.bin", None)]
+        (repo, n, HF_PUBLISHED.get((repo, n), (None,))[0])
+        for n in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")]
+    assert spec.pretrained.files[0].sha256 is not None  # the preferred file's sha256 is pinned
     assert cfg["url"].split("/")[-2] in spec.pretrained.source  # OpenAI's TorchScript file: named, not accepted
     assert not any(f.filename.endswith(".pt") for f in spec.pretrained.files)
     family = resolve_clip_family(f"{model}/{tag}")
@@ -201,18 +204,44 @@ def test_openai_weights_need_the_quick_gelu_variant(bb, ref, photos):
     assert (ours - image_embeds(gelu, photos[1])).abs().max() > 1e-3
 
 
-def test_published_file_is_found_in_the_hf_cache(offline, weights_file, photos):
-    repo = offline / "hf_cache" / "models--timm--vit_base_patch32_clip_224.openai"
+def hf_cache_layout(cache, hub_id: str, weights_file, *, as_blob: bool):
+    """``weights_file`` in the HF cache as ``open_clip_model.safetensors`` of ``hub_id``: as huggingface_hub
+    lays it out (``blobs/<sha256>`` + snapshot link) or as a plain link under the name."""
+    import hashlib
+    import shutil
+
+    repo = cache / ("models--" + hub_id.replace("/", "--"))
     snap = repo / "snapshots" / ("ab12" * 10)
     snap.mkdir(parents=True)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text("ab12" * 10)
-    (snap / "open_clip_model.safetensors").symlink_to(weights_file)
-    found = pytest_i2i.backbone("clip-vit-b-32")
-    assert found.weights_path == snap / "open_clip_model.safetensors"
-    assert found.calibrated is True and any("no published sha256" in w for w in found.warnings)
-    r = pytest_i2i.clip_image(photos[0], photos[0])
-    assert r.calibrated is True and r.backbone == "clip-vit-b-32" and r.weights_sha256 == found.weights_sha256
+    target = weights_file
+    if as_blob:
+        (repo / "blobs").mkdir()
+        target = repo / "blobs" / hashlib.sha256(weights_file.read_bytes()).hexdigest()
+        shutil.copy(weights_file, target)
+    (snap / "open_clip_model.safetensors").symlink_to(target)
+    return snap / "open_clip_model.safetensors"
+
+
+def test_published_file_is_found_in_the_hf_cache(offline, weights_file, photos):
+    # random weights under the published name of clip-vit-b-32 (its sha256 is pinned): refused
+    import shutil
+
+    named = hf_cache_layout(offline / "hf_cache", "timm/vit_base_patch32_clip_224.openai", weights_file, as_blob=False)
+    with pytest.raises(WeightsHashMismatch, match="e6d1bd7789aa45192b3bf90570a789b478bae1b74ebcce7eddd908e83a2b7c31"):
+        pytest_i2i.backbone("clip-vit-b-32")
+    shutil.rmtree(named.parents[2])
+    # a tag without a pinned sha256, laid out by huggingface_hub: verified against the hub's sha256
+    name = "clip:ViT-B-32/laion2b_s34b_b79k"
+    path = hf_cache_layout(offline / "hf_cache", get_spec(name).pretrained.files[0].hf_hub_id, weights_file,
+                           as_blob=True)
+    found = pytest_i2i.backbone(name)
+    assert found.weights_path == path and found.calibrated is True
+    assert not any("no published sha256" in w for w in found.warnings)
+    r = pytest_i2i.clip_image(photos[0], photos[0], backbone=found)
+    assert r.calibrated is True and r.backbone == name and r.weights_sha256 == found.weights_sha256
+    shutil.rmtree(path.parents[2])
 
 
 def test_missing_weights_name_the_hub_file_and_cmmd_defaults_to_vit_l_14_336(photos):

@@ -95,7 +95,8 @@ def test_missing_weights_skip_or_error(pytester, model_files, tmp_path, monkeypa
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     result = _run(pytester, "-rs", *env_args)
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*fid: backbone weights not installed*pt_inception-2015-12-05-6726825d.pth*"])
+    result.stdout.fnmatch_lines(["*fid: weights for backbone 'inception-fid' (pt_inception-2015-12-05-6726825d.pth) "
+                                 "not found*"])
     result = _run(pytester, *env_args, "--i2i-require-weights")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*--i2i-require-weights is set*"])

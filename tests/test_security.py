@@ -163,15 +163,15 @@ print("EVENTS=" + json.dumps({"library": library_events, "control": events[len(l
 
 def test_nothing_opens_a_network_connection(tmp_path, photo_folders):
     """Library paths, missing backbone weights and the CLI, in a fresh interpreter whose audit hook
-    records and blocks every socket connection and DNS lookup. Downloads are not allowed (the
-    default), so none may happen."""
+    records and blocks every socket connection and DNS lookup. The offline switch is on
+    (``I2I_OFFLINE=1``; downloads are otherwise the default, see test_downloads.py), so none may happen."""
     import os
 
     from pytest_i2i.backbones.registry import list_backbones
 
     folder = photo_folders[0]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("I2I_",))}
-    env.update(TORCH_HOME=str(tmp_path / "torch"), HF_HOME=str(tmp_path / "hf"), XDG_CACHE_HOME=str(tmp_path / "xdg"),
+    env.update(I2I_OFFLINE="1", TORCH_HOME=str(tmp_path / "torch"), HF_HOME=str(tmp_path / "hf"), XDG_CACHE_HOME=str(tmp_path / "xdg"),
                HF_HUB_CACHE=str(tmp_path / "hf" / "hub"))
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(NETWORK_PROBE), str(folder)], env=env,
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)

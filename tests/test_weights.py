@@ -1,8 +1,10 @@
 """Tests of the backbone registry and the weights-loading path (pytest_i2i.backbones).
 
 A tiny test-only backbone is registered so that real files can be saved, found, hashed and
-loaded in milliseconds. Every test runs with its own empty torch hub and HF hub caches, no
-``$I2I_WEIGHTS_DIR``, and a ``torch.hub.download_url_to_file`` that fails the test if called.
+loaded in milliseconds. Every test runs offline (``I2I_OFFLINE=1``, set by conftest) with its own
+empty torch hub and HF hub caches, no ``$I2I_WEIGHTS_DIR``, messages in the library's own syntax,
+and a ``socket.connect`` that fails the test if called. Downloads are tested for real against a
+local server in ``test_downloads.py``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytest_i2i.backbones import registry
+from pytest_i2i.backbones import download, registry, weights
 from pytest_i2i.backbones.registry import BackboneSpec, backbone, list_backbones, load_state_dict_file, register_backbone
 from pytest_i2i.backbones.weights import PretrainedCfg, WeightsFile, resolve_weights
 from pytest_i2i.errors import (
@@ -101,29 +103,43 @@ def clear_loaded():
     registry._LOADED.clear()
 
 
-@pytest.fixture
-def download_calls():
-    return []
-
-
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch, clear_loaded, download_calls):
-    """Empty caches, no weights dir, downloads off, and any network access fails the test."""
+def isolated(tmp_path, monkeypatch, clear_loaded):
+    """Empty caches, no weights dir, offline, python-style messages, and any connection fails the test."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf_cache"))
-    for var in ("I2I_WEIGHTS_DIR", "I2I_ALLOW_DOWNLOAD", "HF_HOME", "XDG_CACHE_HOME"):
+    monkeypatch.setenv("I2I_OFFLINE", "1")
+    for var in ("I2I_WEIGHTS_DIR", "I2I_WEIGHTS_MIRROR", "HF_HOME", "XDG_CACHE_HOME"):
         monkeypatch.delenv(var, raising=False)
-
-    def no_download(url, dst, *args, **kwargs):
-        download_calls.append(url)
-        pytest.fail(f"a download was attempted: {url}")
 
     def no_connect(self, address, *args, **kwargs):
         pytest.fail(f"a network connection was attempted: {address}")
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
     monkeypatch.setattr(socket.socket, "connect", no_connect)
-    yield
+    with fresh_messages("python"):
+        yield
+
+
+class fresh_messages:
+    """Messages in ``interface``'s syntax and an empty "already reported" memory (restored after)."""
+
+    def __init__(self, interface: str):
+        self.interface = interface
+
+    def __enter__(self):
+        self.saved = (weights._INTERFACE[0], dict(weights._MISSING), set(weights._REPORTED))
+        weights.set_interface(self.interface)
+        weights._MISSING.clear()
+        weights._REPORTED.clear()
+        download.forget_download_failures()
+
+    def __exit__(self, *exc):
+        weights._INTERFACE[0] = self.saved[0]
+        weights._MISSING.clear()
+        weights._MISSING.update(self.saved[1])
+        weights._REPORTED.clear()
+        weights._REPORTED.update(self.saved[2])
+        download.forget_download_failures()
 
 
 @pytest.fixture
@@ -239,8 +255,7 @@ def test_resolution_order(tmp_path, monkeypatch, register_tiny, torch_hub_dir, c
     check(hf_path, "hf", 5)
 
     res = resolve_weights(TINY, registry.get_spec(TINY).pretrained)
-    assert res.location == "hf hub cache" and res.calibrated  # unverified (no published hash) but used
-    assert any("not hash-verified" in w for w in res.warnings)
+    assert res.location == "hf hub cache" and res.calibrated and res.verified == "hub sha256"
 
     # HF_HOME/hub is used when HF_HUB_CACHE is unset
     monkeypatch.delenv("HF_HUB_CACHE")
@@ -355,36 +370,72 @@ def test_backbones_are_cached_per_weights(tmp_path, register_tiny, clear_loaded)
 
 
 # --------------------------------------------------------------------------------------------
-# not found / downloads
+# not found, offline, and the messages
 # --------------------------------------------------------------------------------------------
 
 PUBLISHED_SHA = "ab" * 32
 
 
-def test_not_found_without_download_names_file_hash_and_env(tmp_path, monkeypatch, register_tiny, download_calls):
-    register_tiny(WeightsFile(FILENAME, sha256=PUBLISHED_SHA, url=URL, hf_hub_id=HF_ID))
-    for allow in (None, False):
+def test_not_found_offline_names_file_hash_locations_and_switches(tmp_path, monkeypatch, register_tiny, torch_hub_dir):
+    register_tiny(WeightsFile(FILENAME, sha256=PUBLISHED_SHA, url=URL, hf_hub_id=HF_ID, size=1234))
+    for allow, why in ((None, "I2I_OFFLINE=1"), (False, "allow_download=False")):
         with pytest.raises(WeightsNotFound) as e:
             backbone(TINY, allow_download=allow)
         msg = str(e.value)
-        assert FILENAME in msg and PUBLISHED_SHA in msg and "I2I_WEIGHTS_DIR" in msg
-        assert "I2I_ALLOW_DOWNLOAD" in msg
-        assert e.value.filename == FILENAME and e.value.sha256 == PUBLISHED_SHA
-        assert str(tmp_path / "torch_home" / "hub" / "checkpoints" / FILENAME) in e.value.searched
+        assert f"downloads are off ({why})" in msg
+        assert FILENAME in msg and PUBLISHED_SHA in msg and "1.2 kB" in msg and "I2I_WEIGHTS_DIR" in msg
+        assert f"(Hugging Face hub {HF_ID}, file {FILENAME})" in msg and f"from {URL}" in msg
+        # every location searched, the HF cache included
+        hf_path = tmp_path / "hf_cache" / "models--some-org--tiny-net" / "snapshots" / "<main>" / FILENAME
+        assert f"torch hub cache: {torch_hub_dir / FILENAME}" in msg and f"hf hub cache: {hf_path}" in msg
+        assert "weights dir (weights_dir= / $I2I_WEIGHTS_DIR): not set" in msg
+        assert e.value.filename == FILENAME and e.value.sha256 == PUBLISHED_SHA and e.value.backbone == TINY
+        assert str(torch_hub_dir / FILENAME) in e.value.searched and str(hf_path) in e.value.searched
         assert isinstance(e.value, FileNotFoundError) and isinstance(e.value, I2IError)
-    # the environment variable says no, or the argument overrides a yes
-    monkeypatch.setenv("I2I_ALLOW_DOWNLOAD", "0")
-    with pytest.raises(WeightsNotFound):
+    # HF_HUB_OFFLINE is respected like I2I_OFFLINE
+    monkeypatch.delenv("I2I_OFFLINE")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsNotFound, match=r"downloads are off \(HF_HUB_OFFLINE=1\)"):
         backbone(TINY)
-    monkeypatch.setenv("I2I_ALLOW_DOWNLOAD", "1")
-    with pytest.raises(WeightsNotFound):
-        backbone(TINY, allow_download=False)
-    # the current weights dir is named too
+    # the current weights dir is searched and named
     monkeypatch.setenv("I2I_WEIGHTS_DIR", str(tmp_path / "my_weights"))
-    with pytest.raises(WeightsNotFound, match="my_weights"):
+    with pytest.raises(WeightsNotFound) as e:
         backbone(TINY, allow_download=False)
-    assert download_calls == []
-    assert not (tmp_path / "torch_home" / "hub" / "checkpoints").exists()
+    assert f"weights dir: {tmp_path / 'my_weights' / FILENAME}" in str(e.value)
+    assert not torch_hub_dir.exists()
+
+
+@pytest.mark.parametrize("interface, options", [
+    ("python", ["weights_dir=FOLDER", "I2I_WEIGHTS_DIR", "unset I2I_OFFLINE"]),
+    ("pytest", ["--i2i-weights-dir=FOLDER", "downloads are off (--i2i-offline)", "run without --i2i-offline"]),
+    ("cli", ["--weights-dir FOLDER", "downloads are off (--offline)", "run without --offline"]),
+])
+def test_messages_use_the_syntax_of_the_tool_in_use(register_tiny, interface, options):
+    register_tiny(WeightsFile(FILENAME, url=URL))
+    with fresh_messages(interface), pytest.raises(WeightsNotFound) as e:
+        backbone(TINY)
+    for text in options:
+        assert text in str(e.value)
+    others = {"python": "weights_dir=", "pytest": "--i2i-", "cli": "--weights-dir "}
+    assert not any(v in str(e.value) for k, v in others.items() if k != interface)
+
+
+def test_each_backbone_is_reported_in_full_once_per_process(register_tiny):
+    register_tiny(WeightsFile(FILENAME, url=URL))
+    errors = []
+    for _ in range(3):
+        with pytest.raises(WeightsNotFound) as e:
+            backbone(TINY)
+        errors.append(e.value)
+    with pytest.raises(WeightsNotFound) as e:
+        backbone("inception-fid")
+    texts = [weights.weights_message_once(err) for err in errors]
+    assert texts[0] == str(errors[0]) and "Searched:" in texts[0]
+    for short in texts[1:]:
+        assert "\n" not in short and "reported in full once" in short and repr(TINY) in short
+    assert weights.weights_message_once(e.value) == str(e.value)  # another backbone: in full
+    summary = weights.missing_weights_summary()
+    assert len(summary) == 2 and summary[0] == str(errors[0]) and "inception-fid" in summary[1]
 
 
 def test_explicit_missing_path_is_not_found(tmp_path, register_tiny):
@@ -394,78 +445,84 @@ def test_explicit_missing_path_is_not_found(tmp_path, register_tiny):
         backbone(TINY, weights=missing)
 
 
-def test_inception_fid_not_found_message(download_calls):
+def test_inception_fid_not_found_message():
     with pytest.raises(WeightsNotFound) as e:
         backbone("inception-fid")
     msg = str(e.value)
-    assert "pt_inception-2015-12-05-6726825d.pth" in msg and "I2I_WEIGHTS_DIR" in msg
-    assert "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2" in msg  # the alternative file
-    assert download_calls == []
+    assert "pt_inception-2015-12-05-6726825d.pth" in msg and "I2I_WEIGHTS_DIR" in msg and "95.6 MB" in msg
+    assert "weights-inception-2015-12-05-6726825d.pth" in msg
+    assert "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2" in msg
 
 
-@pytest.fixture
-def fake_download(monkeypatch):
-    """Make ``torch.hub.download_url_to_file`` copy a local file; returns (set_source, calls)."""
-    state: dict = {"src": None, "calls": []}
-
-    def download(url, dst, hash_prefix=None, progress=True):
-        state["calls"].append((url, dst))
-        shutil.copyfile(state["src"], dst)
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", download)
-    return state
+# --------------------------------------------------------------------------------------------
+# trust follows content
+# --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("how", ["argument", "env"])
-def test_download_when_allowed_verifies_hash(tmp_path, monkeypatch, register_tiny, torch_hub_dir, fake_download,
-                                             how, clear_loaded):
-    src = tmp_path / "server" / "file.pth"
-    sha = save_state(src, 3)
-    register_tiny(WeightsFile(FILENAME, sha256=sha, url=URL))
-    fake_download["src"] = src
-    if how == "env":
-        monkeypatch.setenv("I2I_ALLOW_DOWNLOAD", "1")
-        bb = backbone(TINY)
-    else:
-        bb = backbone(TINY, allow_download=True)
-    assert [c[0] for c in fake_download["calls"]] == [URL]
-    assert Path(fake_download["calls"][0][1]).parent == torch_hub_dir  # downloaded into the cache dir
-    assert bb.weights_path == torch_hub_dir / FILENAME
-    assert bb.calibrated and bb.weights_sha256 == sha
-    assert_state_equal(bb.model.state_dict(), tiny_state(3))
-    assert sorted(os.listdir(torch_hub_dir)) == [FILENAME]  # no partial file left behind
-    # next time it is found in the cache, without a download
-    clear_loaded.clear()
-    res = resolve_weights(TINY, registry.get_spec(TINY).pretrained, allow_download=True)
-    assert res.location == "torch hub cache" and len(fake_download["calls"]) == 1
-
-
-def test_download_with_wrong_hash_is_discarded(tmp_path, register_tiny, torch_hub_dir, fake_download, clear_loaded):
-    src = tmp_path / "server" / "file.pth"
-    actual = save_state(src, 3)
-    expected = save_state(tmp_path / "other.pth", 4)
-    register_tiny(WeightsFile(FILENAME, sha256=expected, url=URL))
-    fake_download["src"] = src
+def test_random_weights_under_pytorch_fids_name_are_never_calibrated(tmp_path, inception_weights_file, clear_loaded):
+    """The issue's case: a seeded random Inception saved as pt_inception-2015-12-05-6726825d.pth."""
+    wdir = tmp_path / "wdir"
+    wdir.mkdir()
+    (wdir / "pt_inception-2015-12-05-6726825d.pth").symlink_to(inception_weights_file)
     with pytest.raises(WeightsHashMismatch) as e:
-        backbone(TINY, allow_download=True)
-    msg = str(e.value)
-    assert URL in msg and actual in msg and expected in msg and "discarded" in msg
-    assert len(fake_download["calls"]) == 1
-    assert os.listdir(torch_hub_dir) == []  # neither the partial nor the final file remains
+        backbone("inception-fid", weights_dir=wdir)
+    assert "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2" in str(e.value)
     assert not clear_loaded
+    status = weights.weights_status(registry.get_spec("inception-fid").pretrained, wdir)
+    assert status.installed is None and "refused" in status.problem
+    named = wdir / "pt_inception-2015-12-05-6726825d.pth"
+    res = resolve_weights("inception-fid", registry.get_spec("inception-fid").pretrained, named)
+    assert res.calibrated is False and res.verified == "" and "uncalibrated" in res.warnings[0]
 
 
-def test_download_failure_leaves_no_partial_file(register_tiny, torch_hub_dir, monkeypatch):
-    register_tiny(WeightsFile(FILENAME, sha256=PUBLISHED_SHA, url=URL))
+def test_torch_hub_name_prefix_is_checked_when_no_full_sha256_is_known(tmp_path, register_tiny, clear_loaded):
+    src = tmp_path / "src.pth"
+    sha = save_state(src, 1)
+    good_name, bad_name = f"tiny-net-{sha[:8]}.pth", f"tiny-net-{'0' * 8}.pth"
+    wdir = tmp_path / "wdir"
+    wdir.mkdir()
+    shutil.copy(src, wdir / good_name)
+    register_tiny(WeightsFile(good_name))
+    bb = backbone(TINY, weights_dir=wdir)
+    assert bb.calibrated and bb.weights_sha256 == sha and bb.warnings == []
+    res = resolve_weights(TINY, registry.get_spec(TINY).pretrained, weights_dir=wdir)
+    assert res.verified == "sha256 prefix"
+    shutil.copy(src, wdir / bad_name)
+    register_tiny(WeightsFile(bad_name))
+    with pytest.raises(WeightsHashMismatch, match="prefix in its published name"):
+        backbone(TINY, weights_dir=wdir)
+    # by explicit path the same file is used, but not calibrated
+    assert backbone(TINY, weights=wdir / bad_name).calibrated is False
 
-    def broken(url, dst, hash_prefix=None, progress=True):
-        Path(dst).write_bytes(b"half a file")
-        raise ConnectionError("connection reset")
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", broken)
-    with pytest.raises(WeightsNotFound, match="connection reset"):
-        backbone(TINY, allow_download=True)
-    assert os.listdir(torch_hub_dir) == []
+def test_file_without_any_known_hash_is_used_uncalibrated(tmp_path, register_tiny):
+    wdir = tmp_path / "wdir"
+    sha = save_state(wdir / FILENAME, 1)
+    register_tiny(WeightsFile(FILENAME, hf_hub_id=HF_ID))
+    bb = backbone(TINY, weights_dir=wdir)
+    assert bb.calibrated is False and bb.weights_sha256 == sha
+    assert "no published sha256 is known" in bb.warnings[0] and "uncalibrated" in bb.warnings[0]
+    assert_state_equal(bb.model.state_dict(), tiny_state(1))
+
+
+def test_hf_cache_file_is_verified_against_the_hubs_sha256(tmp_path, register_tiny, clear_loaded):
+    register_tiny(WeightsFile(FILENAME, hf_hub_id=HF_ID))
+    path, sha = hf_snapshot_file(tmp_path / "hf_cache", HF_ID, "c0de" * 10, FILENAME, 3)
+    res = resolve_weights(TINY, registry.get_spec(TINY).pretrained)
+    assert res.calibrated and res.verified == "hub sha256" and res.path == path and res.sha256 == sha
+    # an explicit path into the cache is recognised too
+    assert resolve_weights(TINY, registry.get_spec(TINY).pretrained, path).verified == "hub sha256"
+    # a blob whose content is not its name (partial or altered) is refused
+    blob = path.resolve()
+    os.chmod(blob, 0o644)
+    blob.write_bytes(blob.read_bytes()[:100])
+    with pytest.raises(WeightsHashMismatch, match="the Hugging Face hub published"):
+        resolve_weights(TINY, registry.get_spec(TINY).pretrained)
+    # a plain file in a snapshot (not laid out by huggingface_hub) is used, uncalibrated
+    path.unlink()
+    save_state(path, 4)
+    res = resolve_weights(TINY, registry.get_spec(TINY).pretrained)
+    assert res.path == path and not res.calibrated and res.verified == ""
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,18 +25,21 @@ INCEPTION_FID = register_backbone(
         init_random=_inception_init,
         pretrained=PretrainedCfg(
             files=(
-                # pytorch-fid publishes no sha256 for its file; it is loaded unverified and results say so.
+                # The two files are the same bytes: public code pins pytorch-fid's URL and torch-fidelity's
+                # URL to this sha256 and size (independently), and both names carry its torch-hub prefix.
                 WeightsFile(
                     filename="pt_inception-2015-12-05-6726825d.pth",
-                    sha256=None,
+                    sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
                     url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
                     "pt_inception-2015-12-05-6726825d.pth",
+                    size=95_628_359,
                 ),
                 WeightsFile(
                     filename="weights-inception-2015-12-05-6726825d.pth",
                     sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
                     url="https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
                     "weights-inception-2015-12-05-6726825d.pth",
+                    size=95_628_359,
                 ),
             ),
             source="TensorFlow FID Inception (2015-12-05) ported by pytorch-fid / torch-fidelity",

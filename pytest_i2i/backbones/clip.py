@@ -15,8 +15,9 @@ interpolation); every result records the preprocessing it used.
 
 Published weights are the Hugging Face hub copies open_clip itself downloads
 (``open_clip.get_pretrained_cfg(model, tag)["hf_hub"]``): ``open_clip_model.safetensors``, else
-``open_clip_pytorch_model.bin``. No sha256 is published for them, so they load unverified and
-results say so. OpenAI's own ``.pt`` files are TorchScript archives: loading them would execute
+``open_clip_pytorch_model.bin``, verified against the sha256 recorded in
+:data:`pytest_i2i.backbones.weights.HF_PUBLISHED` where established, else against the sha256 the
+hub publishes (see :mod:`pytest_i2i.backbones.weights`). OpenAI's own ``.pt`` files are TorchScript archives: loading them would execute
 code from the file, so they are never accepted (convert them or use the hub copy).
 """
 
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pytest_i2i.backbones.registry import Backbone, BackboneSpec, register_backbone, register_backbone_family
-from pytest_i2i.backbones.weights import PretrainedCfg, WeightsFile
+from pytest_i2i.backbones.weights import PretrainedCfg, WeightsFile, hf_file
 from pytest_i2i.errors import I2IInputError, UnknownNameError
 
 if TYPE_CHECKING:
@@ -231,11 +232,7 @@ def hf_weights_files(hf_hub: str) -> tuple[WeightsFile, ...]:
     else:
         names = [filename]
     local = repo_id.replace("/", "--")
-    return tuple(
-        WeightsFile(filename=f"{local}.{n.rsplit('.', 1)[-1]}", sha256=None,
-                    url=f"https://huggingface.co/{repo_id}/resolve/main/{n}", hf_hub_id=repo_id, hf_filename=n)
-        for n in names
-    )
+    return tuple(hf_file(repo_id, n, f"{local}.{n.rsplit('.', 1)[-1]}") for n in names)
 
 
 def clip_spec(

@@ -6,8 +6,9 @@ through the model module's ``checkpoint_filter_fn`` (position embeddings made fo
 size are resampled, as timm does). Images are centre-cropped to the input aspect ratio, resized
 "clean" and normalised with the timm pretrained cfg's mean/std.
 
-Published weights (timm's Hugging Face files; no trustworthy sha256 is published, so they are
-loaded unverified and results say so):
+Published weights (timm's Hugging Face files, verified against the sha256 recorded in
+:data:`pytest_i2i.backbones.weights.HF_PUBLISHED` where established, else against the sha256 the
+hub publishes):
 
 * ``dino-vits16``: timm ``vit_small_patch16_224.dino`` (DINO ViT-S/16, Caron et al. 2021), 224 px.
 * ``dinov2-vits14``: timm ``vit_small_patch14_dinov2.lvd142m`` (DINOv2 ViT-S/14, Oquab et al. 2023),
@@ -24,7 +25,7 @@ from functools import lru_cache, partial
 from typing import Any
 
 from pytest_i2i.backbones.registry import BackboneSpec, register_backbone, register_backbone_family
-from pytest_i2i.backbones.weights import PretrainedCfg, WeightsFile
+from pytest_i2i.backbones.weights import PretrainedCfg, WeightsFile, hf_file
 from pytest_i2i.errors import UnknownNameError
 
 OUTPUTS = ("cls", "patch_tokens")
@@ -64,11 +65,7 @@ def weights_files(
     files = []
     if hf_hub_id:
         hf_name = hf_filename or "model.safetensors"
-        files.append(WeightsFile(
-            filename=f"{model_name}.{hf_name.rsplit('.', 1)[-1]}", sha256=None,
-            url=f"https://huggingface.co/{hf_hub_id}/resolve/main/{hf_name}",
-            hf_hub_id=hf_hub_id, hf_filename=hf_name,
-        ))
+        files.append(hf_file(hf_hub_id, hf_name, f"{model_name}.{hf_name.rsplit('.', 1)[-1]}"))
     if url:
         files.append(WeightsFile(filename=url.rsplit("/", 1)[-1].split("?")[0], sha256=None, url=url))
     if not files:  # no published weights: only a file the user puts in the weights dir

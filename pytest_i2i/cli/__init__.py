@@ -33,7 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from pytest_i2i.backbones.weights import set_interface
     from pytest_i2i.errors import I2IError
+
+    set_interface("cli")  # messages name the CLI's options (--weights-dir, --offline, --weights-mirror)
 
     try:
         return args.run(args)

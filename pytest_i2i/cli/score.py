@@ -51,7 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--weights", default=None,
                    help="backbone weights: a file path (when the chosen metrics share one backbone), or 'random' "
                         "for an uncalibrated smoke test (default: the published files, searched as documented)")
-    s.add_argument("--weights-dir", default=None, help="folder searched first for weights files")
+    from pytest_i2i.cli.backbones import add_weights_options
+
+    add_weights_options(s)
     s.add_argument("--require-weights", action="store_true",
                    help="fail (exit 2) instead of skipping metrics whose backbone weights are missing")
     s.add_argument("--resize", choices=("clean", "legacy-pytorch"), default="clean")
@@ -96,13 +98,11 @@ def _score(args: argparse.Namespace) -> int:
 def _score_metrics(args: argparse.Namespace, metrics: list[str]) -> int:
     import pytest_i2i
     from pytest_i2i import distributed
+    from pytest_i2i.cli.backbones import apply_weights_options
     from pytest_i2i.errors import I2IInputError, WeightsError
     from pytest_i2i.metrics.registry import DEFAULT_BATCH_SIZE, metric_spec
 
-    if args.weights_dir:
-        import os
-
-        os.environ["I2I_WEIGHTS_DIR"] = str(Path(args.weights_dir).expanduser().resolve())
+    apply_weights_options(args)
     specs = [metric_spec(m) for m in metrics]
     backbones_used = {s.backbone for s in specs if s.backbone and scorable(s) is None}
     if args.weights not in (None, "random") and len(backbones_used) > 1:

@@ -20,7 +20,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated area percentages (default: 0.25,0.5,1,2,5,10,25)")
     s.add_argument("--weights", default=None, metavar="random|PATH",
                    help="backbone weights: 'random' (uncalibrated smoke run) or a file; default: published files")
-    s.add_argument("--weights-dir", default=None, help="folder searched first for weights files")
     s.add_argument("--require-weights", action="store_true",
                    help="fail (exit 2) instead of skipping metrics whose backbone weights are missing")
     s.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
@@ -32,18 +31,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--device", default=None)
     s.add_argument("--batch-size", type=int, default=16)
     s.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    from pytest_i2i.cli.backbones import add_weights_options
+
+    add_weights_options(s)
     s.set_defaults(run=_sensitivity)
 
 
 def _sensitivity(args: argparse.Namespace) -> int:
-    import os
     from pathlib import Path
 
+    from pytest_i2i.cli.backbones import apply_weights_options
     from pytest_i2i.errors import I2IInputError
     from pytest_i2i.validation.sensitivity import AREAS_PERCENT, run_sensitivity, write_outputs
 
-    if args.weights_dir:
-        os.environ["I2I_WEIGHTS_DIR"] = str(Path(args.weights_dir).expanduser().resolve())
+    apply_weights_options(args)
     areas = AREAS_PERCENT
     if args.areas:
         try:
