@@ -108,6 +108,21 @@ def _hf_candidates(wf: WeightsFile) -> list[Path]:
     return found
 
 
+def search_paths(
+    pretrained: PretrainedCfg, weights_dir: str | os.PathLike | None = None
+) -> list[tuple[Path, str, WeightsFile]]:
+    """``(path, location, file)`` where the published files are looked for, in resolution order
+    (steps 2-4 of the module docstring; ``weights_dir`` defaults to ``$I2I_WEIGHTS_DIR``)."""
+    wdir = weights_dir if weights_dir is not None else os.environ.get(ENV_WEIGHTS_DIR)
+    found: list[tuple[Path, str, WeightsFile]] = []
+    for wf in pretrained.files:
+        if wdir:
+            found.append((Path(wdir).expanduser() / wf.filename, "weights dir", wf))
+        found.append((torch_hub_checkpoints_dir() / wf.filename, "torch hub cache", wf))
+        found.extend((p, "hf hub cache", wf) for p in _hf_candidates(wf))
+    return found
+
+
 def _check(path: Path, wf: WeightsFile, location: str) -> ResolvedWeights:
     actual = sha256_file(path)
     if wf.sha256 is None:
@@ -167,16 +182,10 @@ def resolve_weights(
 
     wdir = weights_dir if weights_dir is not None else os.environ.get(ENV_WEIGHTS_DIR)
     searched: list[str] = []
-    for wf in pretrained.files:
-        candidates: list[tuple[Path, str]] = []
-        if wdir:
-            candidates.append((Path(wdir).expanduser() / wf.filename, "weights dir"))
-        candidates.append((torch_hub_checkpoints_dir() / wf.filename, "torch hub cache"))
-        candidates.extend((p, "hf hub cache") for p in _hf_candidates(wf))
-        for path, location in candidates:
-            searched.append(str(path))
-            if path.is_file():
-                return _check(path, wf, location)
+    for path, location, wf in search_paths(pretrained, weights_dir):
+        searched.append(str(path))
+        if path.is_file():
+            return _check(path, wf, location)
 
     if downloads_allowed(allow_download):
         for wf in pretrained.files:

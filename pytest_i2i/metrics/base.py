@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 
-from pytest_i2i.backbones.registry import Backbone, backbone as build_backbone
+from pytest_i2i.backbones.backbone import Backbone
+from pytest_i2i.backbones.factory import backbone as build_backbone
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.images.imageset import ImageSet
 from pytest_i2i.images.resize import check_resize_mode

@@ -266,18 +266,9 @@ def _records(df: Any) -> list[dict[str, Any]]:
 
 
 def _json_value(v: Any) -> Any:
-    if isinstance(v, (np.floating, float)):
-        f = float(v)
-        if math.isnan(f):
-            return None
-        if math.isinf(f):
-            return "inf" if f > 0 else "-inf"
-        return f
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    return v
+    from pytest_i2i.jsonsafe import to_json_safe
+
+    return to_json_safe(v)  # the package's convention for non-finite numbers (see pytest_i2i.report)
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,7 +278,7 @@ def _json_value(v: Any) -> Any:
 
 def _load_images(images: Any, size: int, n_images: int) -> tuple[list[str], list[torch.Tensor]]:
     from pytest_i2i.images import load_images, sample_images
-    from pytest_i2i.images.imageset import center_crop_to_aspect
+    from pytest_i2i.images.prepare import center_crop_to_aspect
     from pytest_i2i.images.resize import resize_batch
 
     if images is None:
@@ -370,7 +361,7 @@ def run_sensitivity(
     """
     import pandas as pd
 
-    from pytest_i2i.backbones.registry import backbone as load_backbone
+    from pytest_i2i.backbones.factory import backbone as load_backbone
     from pytest_i2i.perturb import NUISANCES, OPS, REGION_KINDS, apply_nuisance, local_edit
     from pytest_i2i.validation.functional.detection import detection_auroc, permutation_test
 
