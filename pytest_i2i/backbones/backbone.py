@@ -137,8 +137,9 @@ class Backbone:
         image *before* cropping and resizing, so a warm run decodes and hashes but never resizes).
         The remaining images run through the network in batches padded to the size their batch
         has in a run without any cache (:meth:`_forward_rows`), so cached and computed values
-        are bit-identical. Only an entry damaged between the look-up and the read is decoded a
-        second time.
+        are bit-identical. An image is decoded a second time only when the entry found in the
+        look-up is gone or damaged when read (or, with DataLoader workers, its memo entry was
+        evicted meanwhile); it is then recomputed in a batch of its usual size.
 
         Raises:
             I2IInputError: ``batch_size`` < 1, an unknown resize mode, an undecodable image.
