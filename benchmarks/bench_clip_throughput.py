@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     from safetensors.torch import load_file, save_file
 
     import pytest_i2i
-    from pytest_i2i.backbones.registry import FeatureMemo
-    from pytest_i2i.cache.features import tensor_sha256
+    from pytest_i2i.backbones.memo import FeatureMemo
+    from pytest_i2i.images.digest import tensor_sha256
     from pytest_i2i.images import load_images, sample_images
 
     with warnings.catch_warnings():
@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     pool = torch.cat([base] * reps)
     inputs = pool[:n].contiguous()
     outputs = pool[1:n + 1].contiguous()
+    norm = bb.preprocess().normalize  # the input normalisation the image pipeline applies
     images = torch.cat([inputs, outputs])  # the 2n images ours embeds, in the order ours embeds them
     texts = [SOURCE_TEXT] * n + [TARGET_TEXT] * n
     n_images = 2 * n
@@ -208,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def ours_forward():
         for i in range(0, n, bs):  # the same forward passes as clip_direction: B inputs, then B outputs
-            bb(inputs[i:i + bs])
-            bb(outputs[i:i + bs])
+            bb(norm(inputs[i:i + bs]))  # the pipeline's normalisation, then the network
+            bb(norm(outputs[i:i + bs]))
 
     def peer_image_text():
         for i in range(0, n_images, bs):

@@ -1,7 +1,8 @@
 """Benchmark: images/s of FID Inception-v3 feature extraction, ours vs torchmetrics and torch-fidelity.
 
 Ours:  ``pytest_i2i.backbone("inception-fid", weights=<file>)``, then
-       (a) ``bb(batch)`` on float batches already at 299x299,
+       (a) ``bb(norm(batch))`` on float batches already at 299x299 (``norm``: the backbone's
+           input normalisation, ``bb.preprocess().normalize``, which the pipeline applies),
        (b) the same plus ``FeatureStats.update(pool3)`` (the bookkeeping the peer's ``update`` also does),
        (c) the full path ``bb.features(load_images(<uint8 NHWC array>), resize="legacy-pytorch")``.
 Peer:  ``torchmetrics.image.fid.FrechetInceptionDistance(feature=2048,
@@ -107,15 +108,16 @@ def main(argv: list[str] | None = None) -> int:
     x = u8.float().div(255)
     bs = args.batch_size
     batches = [x[i:i + bs] for i in range(0, len(x), bs)]
+    norm = bb.preprocess("legacy-pytorch").normalize  # (x - 0.5) / 0.5, i.e. 2x - 1
 
     def ours_model():
         for b in batches:
-            bb(b)
+            bb(norm(b))
 
     def ours_model_stats():
         st = FeatureStats(2048)
         for b in batches:
-            st.update(bb(b)["pool3"])
+            st.update(bb(norm(b))["pool3"])
 
     def ours_full():
         bb.features(load_images(arr), resize="legacy-pytorch", batch_size=bs)
@@ -147,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         f_peer_u8 = fid.inception(uc).double()
         f_tfid_u8 = tfid(uc)[0].double()
         f_peer_norm = fid.inception((x[:n_chk] * 255).byte()).double()
-    f_ours_256 = bb(uc.float() / 256)["pool3"].double()
-    f_ours_255 = bb(x[:n_chk])["pool3"].double()
+    f_ours_256 = bb(norm(uc.float() / 256))["pool3"].double()
+    f_ours_255 = bb(norm(x[:n_chk]))["pool3"].double()
     scale = float(f_peer_u8.abs().max())
     same_pre = float((f_ours_256 - f_peer_u8).abs().max())
     as_used = float((f_ours_255 - f_peer_norm).abs().max())
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet = C.wait_for_quiet(args.wait_quiet)
     # warm-up: one batch per variant
-    bb(batches[0])
+    bb(norm(batches[0]))
     fid.update(batches[0], real=True)
     peer_fidelity_warm = u8_batches[0]
     with torch.no_grad():

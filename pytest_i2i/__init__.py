@@ -36,11 +36,11 @@ _LAZY = {
     "check_no_regression": "pytest_i2i.gates",
     "metric_spec": "pytest_i2i.metrics.registry",
     # backbones
-    "backbone": "pytest_i2i.backbones.registry",
+    "backbone": "pytest_i2i.backbones.factory",
     "list_backbones": "pytest_i2i.backbones.registry",
     "register_backbone": "pytest_i2i.backbones.registry",
-    "Backbone": "pytest_i2i.backbones.registry",
-    "BackboneSpec": "pytest_i2i.backbones.registry",
+    "Backbone": "pytest_i2i.backbones.backbone",
+    "BackboneSpec": "pytest_i2i.backbones.spec",
     "PretrainedCfg": "pytest_i2i.backbones.weights",
     "WeightsFile": "pytest_i2i.backbones.weights",
     # generators

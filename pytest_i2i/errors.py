@@ -31,7 +31,7 @@ class UnknownNameError(I2IError, KeyError):
 
 
 class WeightsError(I2IError):
-    """Base class for problems with backbone weights files.
+    """Base class for problems with weights files (backbone weights, checkpoints).
 
     ``backbone`` names the backbone whose weights were being resolved (``None`` when unknown).
     """
@@ -56,6 +56,20 @@ class WeightsNotFound(WeightsError, FileNotFoundError):
 
 class WeightsHashMismatch(WeightsError):
     """A weights file exists but its sha256 differs from the published one (partial or tampered)."""
+
+
+class CheckpointError(WeightsError, I2IInputError):
+    """A weights or checkpoint file cannot be read safely (see :mod:`pytest_i2i.checkpoint`):
+    truncated, corrupt, of another format, or a pickle that only code-running unpickling could read.
+
+    ``needs_code`` is true in the last case; ``references`` then names the global the pickle
+    asks for (e.g. ``"os.system"``), when the reader said which.
+    """
+
+    def __init__(self, message: str, *, needs_code: bool = False, references: str | None = None):
+        self.needs_code = needs_code
+        self.references = references
+        super().__init__(message)
 
 
 class UntrustedCheckpointError(I2IError):

@@ -1,15 +1,16 @@
 """How images flow to the backbones: DataLoader workers, progress bars and GPU autocast.
 
-One process-wide setting, read by :meth:`pytest_i2i.images.ImageSet.iter_batches` and
-:meth:`pytest_i2i.backbones.registry.Backbone.__call__`. Set it with :func:`configure_pipeline`
+One process-wide setting, read by :meth:`pytest_i2i.images.ImageSet.iter_prepared` and
+:meth:`pytest_i2i.backbones.backbone.Backbone.__call__`. Set it with :func:`configure_pipeline`
 (or the environment: ``I2I_NUM_WORKERS``, ``I2I_PROGRESS``, ``I2I_AUTOCAST``).
 
-* ``num_workers``: decoding, centre-cropping and resizing run in that many DataLoader worker
-  processes (``fork``; 0 = in the calling process), for image files only (in-memory images
-  decode in microseconds). Default 0 under pytest (no start-up cost for the small sets tests
-  use) and on machines with 2 CPUs or fewer (measured: no gain there), else
+* ``num_workers``: decoding, hashing, centre-cropping, resizing and normalising run in that
+  many DataLoader worker processes (``fork``; 0 = in the calling process), for image files only
+  (in-memory images decode in microseconds). Default 0 under pytest (no start-up cost for the
+  small sets tests use) and on machines with 2 CPUs or fewer (measured: no gain there), else
   ``min(4, CPUs - 1)``. Features are bit-identical whatever the number of workers: each image
-  goes through the same functions (:func:`pytest_i2i.images.imageset.prepare_image`).
+  goes through the same functions (:class:`pytest_i2i.images.Preprocess`,
+  :func:`~pytest_i2i.images.prepare.prepare_image`).
 * ``progress``: a tqdm bar on stderr for work that takes over 2 s. Default: off under pytest
   (``--i2i-progress`` or ``I2I_PROGRESS=1`` turns it on), else on when stderr is a terminal.
 * ``autocast``: ``None`` (default, float32) or ``"float16"`` / ``"bfloat16"``: backbone forward

@@ -28,6 +28,16 @@ tests; the controller rewrites the merged report after each test and merges the 
 time at the end, then renders the HTML page from the merged file. Every write is atomic
 (temporary file in the same folder, fsync, rename): a reader never sees a half-written file.
 
+Numbers in JSON (one convention for every JSON file pytest-i2i writes: this report, results,
+``validation.json``, ``sensitivity.json``; implemented once in :mod:`pytest_i2i.jsonsafe`):
+
+- strict JSON (``allow_nan=False``), so any JSON reader can load the file;
+- a float that is not finite is the string ``"inf"``, ``"-inf"`` or ``"nan"`` (e.g. PSNR of
+  identical images is ``"inf"``); :meth:`MetricResult.from_dict <pytest_i2i.result.MetricResult.from_dict>`
+  turns them back into floats;
+- ``null`` is no value: not computed, not applicable, or an undefined statistic; an undefined
+  statistic (e.g. a correlation with a constant input) has its ``"reason"`` next to it.
+
 Standard library only.
 """
 
@@ -38,6 +48,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pytest_i2i.jsonsafe import to_json_safe
+
 SCHEMA = "pytest-i2i-report/1"
 STATUSES = ("complete", "incomplete", "interrupted", "stopped")
 REPORT_NAME = "i2i-report.json"
@@ -47,7 +59,7 @@ TIMINGS_NAME = "timings.json"
 def metric_entry(test: str, order: int, result: Any, outcome: str, checks: list[dict[str, Any]]) -> dict[str, Any]:
     data = result.to_dict()
     data.pop("wall_time_s", None)
-    return {"test": test, "order": order, "outcome": outcome, "result": data, "checks": list(checks)}
+    return {"test": test, "order": order, "outcome": outcome, "result": data, "checks": to_json_safe(list(checks))}
 
 
 def sort_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -8,11 +8,12 @@ those weights are the published ones (``calibrated``), the resize convention and
 from __future__ import annotations
 
 import json
-import math
 import numbers
 import operator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from pytest_i2i.jsonsafe import from_json_safe, to_json_safe
 
 UNCALIBRATED_WARNING = (
     "uncalibrated: computed with weights that are not the published ones (e.g. weights='random'); "
@@ -121,8 +122,9 @@ class MetricResult:
         return f"MetricResult({', '.join(parts)})"
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; non-finite floats become the strings ``"inf"``, ``"-inf"``, ``"nan"``."""
-        return _json_safe(asdict(self))
+        """A JSON-ready dict; non-finite floats become the strings ``"inf"``, ``"-inf"``, ``"nan"``
+        (the convention of :mod:`pytest_i2i.jsonsafe`)."""
+        return to_json_safe(asdict(self))
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), allow_nan=False, **kwargs)
@@ -132,7 +134,7 @@ class MetricResult:
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
         for key in _NUMERIC_FIELDS & kwargs.keys():
-            kwargs[key] = _from_json_safe(kwargs[key])
+            kwargs[key] = from_json_safe(kwargs[key])
         if kwargs.get("ci") is not None:
             kwargs["ci"] = tuple(kwargs["ci"])
         return cls(**kwargs)
@@ -148,26 +150,3 @@ def _fmt(x: float) -> str:
 
 _COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _NUMERIC_FIELDS = {"value", "std", "ci", "per_sample", "wall_time_s"}
-_NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float):
-        if math.isfinite(obj):
-            return obj
-        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
-        return _json_safe(obj.item())
-    return obj
-
-
-def _from_json_safe(obj: Any) -> Any:
-    if isinstance(obj, str) and obj in _NONFINITE:
-        return _NONFINITE[obj]
-    if isinstance(obj, list):
-        return [_from_json_safe(v) for v in obj]
-    return obj

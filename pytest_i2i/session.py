@@ -75,7 +75,7 @@ class I2ISession:
         """Outputs of the generator ``attr`` on the dataset; with the on-disk cache active (see
         :mod:`pytest_i2i.cache`), the generator is loaded only when some output is not cached."""
         from pytest_i2i.cache import get_cache
-        from pytest_i2i.cache.outputs import cached_generate, generator_options
+        from pytest_i2i.generators.caching import cached_generate, generator_options
 
         if not spec:
             return getattr(self, attr)  # skips the test: no checkpoint given
@@ -206,9 +206,11 @@ class BoundMetric:
         call_kwargs = {**self.defaults, **kwargs}
         try:
             with self.session.cache_scope():
+                from pytest_i2i.backbones.factory import weights_unchanged
                 from pytest_i2i.cache.results import cached_call
 
-                result = cached_call(self.name, self.spec.function, args, call_kwargs)
+                result = cached_call(self.name, self.spec.function, args, call_kwargs,
+                                     still_valid=lambda r: weights_unchanged(r, call_kwargs.get("weights")))
         except WeightsError as e:
             from pytest_i2i.backbones.weights import weights_message_once
 

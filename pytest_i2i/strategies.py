@@ -120,7 +120,7 @@ def _folder(path: str, size: int | None) -> tuple[torch.Tensor, ...]:
 
 
 def _square(img: torch.Tensor, size: int) -> torch.Tensor:
-    from pytest_i2i.images.imageset import center_crop_to_aspect
+    from pytest_i2i.images.prepare import center_crop_to_aspect
     from pytest_i2i.images.resize import resize_batch
 
     return resize_batch(center_crop_to_aspect(img, (size, size))[None], (size, size), "clean")[0]

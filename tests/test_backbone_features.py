@@ -7,11 +7,15 @@ import torch
 from torch import nn
 
 import pytest_i2i
-from pytest_i2i.backbones import registry
-from pytest_i2i.backbones.registry import BackboneSpec, FeatureMemo, load_state_dict_file, register_backbone
+from pytest_i2i.backbones import factory, registry
+from pytest_i2i.backbones.memo import FeatureMemo
+from pytest_i2i.backbones.registry import register_backbone
+from pytest_i2i.backbones.spec import BackboneSpec
 from pytest_i2i.backbones.weights import PretrainedCfg, WeightsFile
 from pytest_i2i.errors import UnknownNameError
-from pytest_i2i.images.imageset import center_crop_to_aspect
+from pytest_i2i.checkpoint import load_state_dict_file
+from pytest_i2i.images import Preprocess
+from pytest_i2i.images.prepare import center_crop_to_aspect
 
 
 class Wrapped(nn.Module):
@@ -46,7 +50,7 @@ def registered():
     yield spec
     registry._REGISTRY.pop(spec.name, None)
     registry._FAMILIES.pop("toy", None)
-    registry._LOADED.clear()
+    factory._LOADED.clear()
 
 
 def test_features_are_memoised_per_image_content(registered):
@@ -81,7 +85,7 @@ def test_center_crop_to_aspect():
     wide = torch.rand(3, 4, 12)
     assert torch.equal(center_crop_to_aspect(wide, (2, 1)), wide[:, :, 5:7])
     images = pytest_i2i.load_images([tall / tall.max(), wide])
-    sizes = [b.shape for _, b in images.iter_batches(4, size=(6, 6), center_crop=True)]
+    sizes = [b.shape for _, b in images.iter_batches(4, Preprocess((6, 6), center_crop=True))]
     assert sizes == [(2, 3, 6, 6)]
 
 
@@ -120,3 +124,89 @@ def test_backbone_family_and_unknown_names(registered):
     with pytest.raises(UnknownNameError, match=r"toy:<size>.*|inception-fid") as e:
         pytest_i2i.backbone("nonexistent", weights="random")
     assert "toy:<size>" in str(e.value) and "inception-fid" in str(e.value)
+
+
+# -- data flows down once ---------------------------------------------------------------------------
+class Counted:
+    """An image loader that counts its calls (one call = one decode)."""
+
+    def __init__(self, image, counts, i):
+        self.image, self.counts, self.i = image, counts, i
+
+    def __call__(self):
+        self.counts[self.i] += 1
+        return self.image
+
+
+def _counted_set(images):
+    from pytest_i2i.images.imageset import ImageSet
+
+    counts = [0] * len(images)
+    return ImageSet([f"img{i}" for i in range(len(images))], [Counted(im, counts, i) for i, im in enumerate(images)],
+                    "counted"), counts
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_each_image_is_decoded_once_per_call_and_prepared_only_when_computed(registered, tmp_path, monkeypatch,
+                                                                              cached):
+    from pytest_i2i import cache
+    from pytest_i2i.images import prepare
+
+    prepared = []
+    real = prepare.prepare_image
+    monkeypatch.setattr(prepare, "prepare_image", lambda img, *a, **k: prepared.append(1) or real(img, *a, **k))
+    previous = cache.configure(tmp_path / "c" if cached else None)
+    try:
+        imgs = list(torch.rand(7, 3, 20, 24, generator=torch.Generator().manual_seed(1)))
+        bb = pytest_i2i.backbone(registered.name, weights="random", seed=2)
+        bb.memo.clear()
+        images, counts = _counted_set(imgs)
+        cold = bb.features(images, batch_size=3)["feat"]
+        assert counts == [1] * 7 and len(prepared) == 7  # cold: decoded once, prepared once
+        # a second call on the same set: memo hits, decoded (to hash) once more, never prepared again
+        again = bb.features(images, batch_size=3)["feat"]
+        assert counts == [2] * 7 and len(prepared) == 7 and torch.equal(again, cold)
+        if cached:  # a fresh backbone (empty memo) on a warm disk cache: decoded and hashed, never prepared
+            factory._LOADED.clear()
+            warm_bb = pytest_i2i.backbone(registered.name, weights="random", seed=2)
+            warm = warm_bb.features(images, batch_size=3)["feat"]
+            assert counts == [3] * 7 and len(prepared) == 7 and not warm_bb.model_built
+            assert torch.equal(warm, cold)
+    finally:
+        cache.restore(previous)
+
+
+def test_partly_memoised_batches_are_padded_like_a_run_without_memo(registered):
+    """Misses after memo hits are grouped into full batches (later misses fill them), padded to the
+    size their batch has without any memo: their features equal a plain run's bit for bit."""
+    bb = pytest_i2i.backbone(registered.name, weights="random", seed=3)
+    imgs = torch.rand(9, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    bb.memo.clear()
+    bb.features(pytest_i2i.load_images(imgs[[0, 4, 8]]), batch_size=4)  # memoise images 0, 4, 8
+    calls, sizes = bb.model.calls, []
+    real_forward = bb._forward_rows
+    bb._forward_rows = lambda batch, rows: sizes.append((batch.shape[0], rows)) or real_forward(batch, rows)
+    try:
+        mixed = bb.features(pytest_i2i.load_images(imgs), batch_size=4)["feat"]
+    finally:
+        del bb._forward_rows
+    # six misses: 1, 2, 3, 5, 6, 7 -> one full batch of 4 and one of 2 padded to 4 (both before the last
+    # chunk); the last chunk (image 8) is a memo hit
+    assert sizes == [(4, 4), (2, 4)] and bb.model.calls - calls == 8
+    memoised = bb.features(pytest_i2i.load_images(imgs[[0, 4, 8]]), batch_size=4)["feat"]
+    bb.memo.clear()
+    plain = bb.features(pytest_i2i.load_images(imgs), batch_size=4)["feat"]
+    misses = [1, 2, 3, 5, 6, 7]
+    assert torch.equal(mixed[misses], plain[misses]) and torch.equal(mixed[[0, 4, 8]], memoised)
+
+
+def test_inception_normalisation_in_the_pipeline_equals_the_networks_own_2x_minus_1():
+    """The FID Inception's 2x - 1 moved into the image pipeline as (x - 0.5) / 0.5: the same float32
+    bits (checked exhaustively over every float32 in [0, 1] once; here on a million samples and the ends)."""
+    from pytest_i2i.backbones.registry import get_spec
+
+    spec = get_spec("inception-fid")
+    x = torch.cat([torch.rand(10**6, generator=torch.Generator().manual_seed(0)),
+                   torch.tensor([0.0, 1.0, 0.5, 2.0**-149, 0.25, 0.75, 1 - 2.0**-24])]).view(1, 1, -1).expand(3, 1, -1)
+    got = Preprocess((1, x.shape[-1]), mean=spec.mean, std=spec.std).normalize(x)
+    assert torch.equal(got.view(torch.int32), (2 * x - 1).view(torch.int32))

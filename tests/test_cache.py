@@ -15,11 +15,13 @@ from torch import nn
 
 import pytest_i2i
 from pytest_i2i import cache
-from pytest_i2i.backbones import registry
-from pytest_i2i.backbones.registry import BackboneSpec, register_backbone
+from pytest_i2i.backbones import factory, registry
+from pytest_i2i.backbones.registry import register_backbone
+from pytest_i2i.backbones.spec import BackboneSpec
 from pytest_i2i.backbones.weights import PretrainedCfg, WeightsFile
-from pytest_i2i.cache.features import feature_key, preprocessing, tensor_sha256
+from pytest_i2i.cache.features import feature_key
 from pytest_i2i.cache.store import Store, pack_tensors, unpack_tensors
+from pytest_i2i.images.digest import tensor_sha256
 
 NAME = "cache-test-net"
 COUNTS = {"create": 0, "forward": 0}
@@ -56,8 +58,8 @@ def tiny():
     COUNTS.update(create=0, forward=0)
     yield
     registry._REGISTRY.pop(NAME, None)
-    for key in [k for k in registry._LOADED if k[0] == NAME]:
-        del registry._LOADED[key]
+    for key in [k for k in factory._LOADED if k[0] == NAME]:
+        del factory._LOADED[key]
 
 
 @pytest.fixture
@@ -68,8 +70,8 @@ def cache_dir(tmp_path):
 
 
 def _fresh_backbone(**kw):
-    for key in [k for k in registry._LOADED if k[0] == NAME]:
-        del registry._LOADED[key]
+    for key in [k for k in factory._LOADED if k[0] == NAME]:
+        del factory._LOADED[key]
     return pytest_i2i.backbone(NAME, **kw)
 
 
@@ -165,12 +167,12 @@ def test_warm_run_builds_no_model_and_runs_no_forward_pass(tiny, cache_dir):
 def test_feature_key_changes_with_every_part(tiny, cache_dir):
     bb = _fresh_backbone(weights="random", seed=0)
     img = _images(1)[0]
-    base = preprocessing(bb, "clean")
+    base = bb.feature_key_parts("clean")
     variants = [
         feature_key(base, tensor_sha256(img)),
         feature_key(base, tensor_sha256(img.flip(-1))),                                   # image
         feature_key({**base, "weights_sha256": "random:seed=1"}, tensor_sha256(img)),    # weights
-        feature_key(preprocessing(bb, "legacy-pytorch"), tensor_sha256(img)),            # resize mode
+        feature_key(bb.feature_key_parts("legacy-pytorch"), tensor_sha256(img)),          # resize mode
         feature_key({**base, "input_size": [16, 16]}, tensor_sha256(img)),               # input size
         feature_key({**base, "center_crop": True}, tensor_sha256(img)),                  # centre crop
         feature_key({**base, "dtype": "autocast-float16"}, tensor_sha256(img)),          # dtype

@@ -27,7 +27,8 @@ import torch
 from torch import nn
 import pytest_i2i
 from pytest_i2i import cache
-from pytest_i2i.backbones.registry import BackboneSpec, register_backbone
+from pytest_i2i.backbones.registry import register_backbone
+from pytest_i2i.backbones.spec import BackboneSpec
 from pytest_i2i.backbones.weights import PretrainedCfg, WeightsFile
 
 CALLS = [0]
@@ -76,18 +77,18 @@ def worker(tmp_path_factory):
     namespace: dict = {"__name__": "cache_worker"}
     exec(compile(WORKER, str(path), "exec"), namespace)  # the same definitions in this process
     yield path, namespace
-    from pytest_i2i.backbones import registry
+    from pytest_i2i.backbones import factory, registry
 
     registry._REGISTRY.pop("fault-test-net", None)
-    for key in [k for k in registry._LOADED if k[0] == "fault-test-net"]:
-        del registry._LOADED[key]
+    for key in [k for k in factory._LOADED if k[0] == "fault-test-net"]:
+        del factory._LOADED[key]
 
 
 def _fresh(namespace):
-    from pytest_i2i.backbones import registry
+    from pytest_i2i.backbones import factory
 
-    for key in [k for k in registry._LOADED if k[0] == "fault-test-net"]:
-        del registry._LOADED[key]
+    for key in [k for k in factory._LOADED if k[0] == "fault-test-net"]:
+        del factory._LOADED[key]
     namespace["CALLS"][0] = 0
     return namespace["features"](list(range(24)))
 

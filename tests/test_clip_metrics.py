@@ -20,13 +20,13 @@ import pytest
 import torch
 
 import pytest_i2i
-from pytest_i2i.backbones import registry
+from pytest_i2i.backbones import factory
 from pytest_i2i.backbones.clip import ClipBackbone, resolve_clip_family
 from pytest_i2i.backbones.registry import get_spec
 from pytest_i2i.backbones.weights import HF_PUBLISHED
 from pytest_i2i.errors import I2IInputError, UnknownNameError, WeightsHashMismatch, WeightsNotFound
 from pytest_i2i.images import sample_images
-from pytest_i2i.images.imageset import center_crop_to_aspect
+from pytest_i2i.images.prepare import center_crop_to_aspect
 from pytest_i2i.images.resize import resize_batch
 from pytest_i2i.result import UNCALIBRATED_WARNING
 
@@ -49,8 +49,8 @@ def offline(tmp_path_factory):
         mp.setattr(torch.hub, "download_url_to_file", lambda url, *a, **k: pytest.fail(f"download of {url}"))
         mp.setattr(socket.socket, "connect", lambda self, addr, *a, **k: pytest.fail(f"connection to {addr}"))
         yield root
-    for key in [k for k in registry._LOADED if str(k[0]).startswith("clip")]:
-        del registry._LOADED[key]
+    for key in [k for k in factory._LOADED if str(k[0]).startswith("clip")]:
+        del factory._LOADED[key]
 
 
 def open_clip_model(quick_gelu: bool, seed: int = SEED) -> torch.nn.Module:

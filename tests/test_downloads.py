@@ -23,8 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_i2i.backbones import download, registry, weights
-from pytest_i2i.backbones.registry import BackboneSpec, backbone, register_backbone
+from pytest_i2i.backbones import download, factory, registry, weights
+from pytest_i2i.backbones.factory import backbone
+from pytest_i2i.backbones.registry import register_backbone
+from pytest_i2i.backbones.spec import BackboneSpec
 from pytest_i2i.backbones.weights import PretrainedCfg, WeightsFile, resolve_weights
 from pytest_i2i.errors import WeightsHashMismatch, WeightsNotFound
 
@@ -161,8 +163,8 @@ def online(tmp_path, monkeypatch):
     yield
     weights._INTERFACE[0] = saved
     download.forget_download_failures()
-    for key in [k for k in registry._LOADED if k[0] == TINY]:
-        del registry._LOADED[key]
+    for key in [k for k in factory._LOADED if k[0] == TINY]:
+        del factory._LOADED[key]
     registry._REGISTRY.pop(TINY, None)
 
 

@@ -22,6 +22,7 @@ from pytest_i2i.images import (
     COLOR_PHOTOS,
     RESIZE_MODES,
     ImageSet,
+    Preprocess,
     as_pairs,
     load_image_file,
     load_images,
@@ -649,7 +650,7 @@ def test_resize_unknown_mode_lists_valid_modes():
     with pytest.raises(I2IInputError, match="legacy-pytorch"):
         resize_batch(x, (8, 8), "nearest")  # checked even when no resize is needed
     with pytest.raises(I2IInputError, match="legacy-pytorch"):
-        next(load_images(x).iter_batches(2, size=(4, 4), resize="area"))
+        Preprocess((4, 4), resize="area")
     with pytest.raises(I2IInputError, match="legacy-pytorch"):
         next(iter_pair_batches(load_images(x), load_images(x), 2, resize="area"))
 
@@ -693,7 +694,7 @@ def test_iter_batches_groups_consecutive_equal_sizes():
 @pytest.mark.parametrize("mode", RESIZE_MODES)
 def test_iter_batches_resizes_to_size(mode):
     imgs = [_sized(4, 4, 0), _sized(6, 5, 1), _sized(8, 8, 2), _sized(3, 9, 3), _sized(8, 8, 4)]
-    got = list(load_images(imgs).iter_batches(2, size=(8, 8), resize=mode))
+    got = list(load_images(imgs).iter_batches(2, Preprocess((8, 8), resize=mode)))
     assert [idx for idx, _ in got] == [[0, 1], [2, 3], [4]]
     for idx, batch in got:
         assert tuple(batch.shape[1:]) == (3, 8, 8)

@@ -43,7 +43,7 @@ def test_backbone_outputs_equal_pytorch_fid_model(ours, pytorch_fid_model):
     x = torch.rand(2, 3, 299, 299, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ref = pytorch_fid_model(x)[0].flatten(1)
-    got = ours(x)["pool3"]
+    got = ours(ours.preprocess().normalize(x))["pool3"]  # the pipeline's normalisation, then the network
     # ours runs channels-last (oneDNN), pytorch-fid contiguous: they differ by float32 round-off only
     torch.testing.assert_close(got, ref, rtol=0, atol=1e-5)
     assert not ours.calibrated
@@ -120,7 +120,7 @@ def test_torch_fidelity_loads_the_same_weights_file_and_agrees(ours, inception_w
     u8 = torch.randint(0, 256, (2, 3, 299, 299), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         pool, logits = ref(u8)
-    # torch-fidelity normalises (u - 128) / 128; ours 2x - 1, so x = u / 256 gives the same network input
-    got = ours(u8.float() / 256)
+    # torch-fidelity normalises (u - 128) / 128; ours (x - 0.5) / 0.5, so x = u / 256 gives the same network input
+    got = ours(ours.preprocess().normalize(u8.float() / 256))
     torch.testing.assert_close(got["pool3"], pool, rtol=0, atol=1e-5)
     torch.testing.assert_close(got["logits_unbiased"], logits, rtol=0, atol=1e-4)

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 import pytest_i2i  # noqa: E402
 from pytest_i2i import pipeline  # noqa: E402
 from pytest_i2i.errors import I2IInputError  # noqa: E402
-from pytest_i2i.images import load_images  # noqa: E402
+from pytest_i2i.images import Preprocess, load_images  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -23,15 +23,16 @@ def _fresh_settings(monkeypatch):
     pipeline.reset_pipeline()
 
 
-def _batches(images, workers, **kwargs):
-    return [(idx, b) for idx, b in images.iter_batches(3, num_workers=workers, **kwargs)]
+def _batches(images, workers, prep=None):
+    return [(idx, b) for idx, b in images.iter_batches(3, prep, num_workers=workers)]
 
 
-@pytest.mark.parametrize("kwargs", [{"size": (48, 40), "resize": "clean", "center_crop": True},
-                                    {"size": (299, 299), "resize": "legacy-pytorch"}, {}])
-def test_batches_are_bit_identical_with_and_without_workers(photo_folders, kwargs):
+@pytest.mark.parametrize("prep", [Preprocess((48, 40), "clean", center_crop=True, mean=(0.4, 0.5, 0.6),
+                                             std=(0.2, 0.3, 0.25)),
+                                  Preprocess((299, 299), "legacy-pytorch"), None])
+def test_batches_are_bit_identical_with_and_without_workers(photo_folders, prep):
     images = load_images(photo_folders[1], name="fake")
-    serial, parallel = _batches(images, 0, **kwargs), _batches(images, 2, **kwargs)
+    serial, parallel = _batches(images, 0, prep), _batches(images, 2, prep)
     assert [idx for idx, _ in serial] == [idx for idx, _ in parallel] == [[0, 1, 2], [3, 4, 5], [6, 7]]
     assert all(torch.equal(a, b) for (_, a), (_, b) in zip(serial, parallel))
 
@@ -64,7 +65,7 @@ def test_feature_statistics_with_workers_equal_the_in_process_pipeline(photo_fol
     bb = pytest_i2i.backbone("inception-fid", weights=inception_weights_file)
     bb.memo.clear()  # other tests may have memoised these images' features with another thread count
     serial = FeatureStats(2048)
-    for _, batch in images.iter_batches(2, size=bb.input_size, resize="clean", num_workers=0):
+    for _, batch in images.iter_batches(2, bb.preprocess("clean"), num_workers=0):
         serial.update(bb(batch)["pool3"])
     pipeline.configure_pipeline(num_workers=2)
     parallel = pytest_i2i.compute_stats(images, backbone=bb, batch_size=2)
@@ -81,7 +82,7 @@ def test_a_bad_image_in_a_worker_raises_the_same_error_naming_the_file(tmp_path,
     errors = []
     for workers in (0, 2):
         with pytest.raises(I2IInputError) as e:
-            _batches(images, workers, size=(32, 32))
+            _batches(images, workers, Preprocess((32, 32)))
         errors.append(str(e.value))
     assert victim.name in errors[0] and errors[0] == errors[1]
 

@@ -120,6 +120,16 @@ def test_random_weights_are_a_function_of_the_seed(name):
     assert all(not torch.equal(a[k], c[k]) for k in params)
 
 
+@pytest.mark.parametrize("name, tag", [("dino-vits16", "vit_small_patch16_224.dino"),
+                                       ("dinov2-vits14", "vit_small_patch14_dinov2.lvd142m")])
+def test_named_backbones_normalise_as_their_timm_pretrained_cfg(name, tag):
+    from timm.models import get_pretrained_cfg
+
+    cfg, spec = get_pretrained_cfg(tag), registry.get_spec(name)
+    assert spec.mean == tuple(cfg.mean) and spec.std == tuple(cfg.std)
+    assert registry.get_spec(f"timm:{tag}").mean == tuple(cfg.mean)
+
+
 def test_random_backbone_results_are_uncalibrated(photos):
     bb = pytest_i2i.backbone("dino-vits16", weights="random", seed=1)
     assert bb.calibrated is False and bb.weights_sha256 == "random:seed=1"
@@ -139,7 +149,7 @@ def test_pth_and_safetensors_files_load_the_same_weights(dino, dino_files, direc
 
 def test_backbone_outputs_equal_the_timm_model_called_directly(dino, direct, photos):
     cls, patches = direct_features(direct, photos[:2])
-    out = dino(resize_batch(torch.stack(photos[:2]), (224, 224), "clean"))
+    out = dino(dino.preprocess().normalize(resize_batch(torch.stack(photos[:2]), (224, 224), "clean")))
     assert out["cls"].shape == (2, 384) and out["patch_tokens"].shape == (2, 14, 14, 384)
     torch.testing.assert_close(out["cls"].double(), cls, rtol=0, atol=TOL)
     torch.testing.assert_close(out["patch_tokens"].double(), patches, rtol=0, atol=TOL)

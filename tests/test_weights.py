@@ -20,8 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytest_i2i.backbones import download, registry, weights
-from pytest_i2i.backbones.registry import BackboneSpec, backbone, list_backbones, load_state_dict_file, register_backbone
+from pytest_i2i.backbones import download, factory, registry, weights
+from pytest_i2i.backbones.factory import backbone
+from pytest_i2i.backbones.registry import list_backbones, register_backbone
+from pytest_i2i.backbones.spec import BackboneSpec
+from pytest_i2i.checkpoint import load_state_dict_file
 from pytest_i2i.backbones.weights import PretrainedCfg, WeightsFile, resolve_weights
 from pytest_i2i.errors import (
     I2IError,
@@ -98,9 +101,9 @@ def states_differ(a: dict, b: dict) -> bool:
 @pytest.fixture
 def clear_loaded():
     """Empty the registry's cache of loaded backbones before and after the test."""
-    registry._LOADED.clear()
-    yield registry._LOADED
-    registry._LOADED.clear()
+    factory._LOADED.clear()
+    yield factory._LOADED
+    factory._LOADED.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -1,8 +1,10 @@
-"""The built-in backbones, registered on first use of the registry."""
+"""The FID Inception-v3 backbone, registered on import (by ``pytest_i2i.backbones``, with the ViT
+and CLIP backbones of :mod:`.vit` and :mod:`.clip`). Imports no torch."""
 
 from __future__ import annotations
 
-from pytest_i2i.backbones.registry import BackboneSpec, register_backbone
+from pytest_i2i.backbones.registry import register_backbone
+from pytest_i2i.backbones.spec import BackboneSpec
 from pytest_i2i.backbones.weights import PretrainedCfg, WeightsFile
 
 
@@ -50,8 +52,8 @@ INCEPTION_FID = register_backbone(
         outputs=("pool3", "logits", "logits_unbiased"),
         description="FID Inception-v3 (pytorch-fid layout): pool3 2048-d features and 1008-way logits",
         channels_last=True,
+        # the TensorFlow graph's 2x - 1: (x - 0.5) / 0.5 is the same float32 number for x in [0, 1]
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
     )
 )
-
-from pytest_i2i.backbones import vit as _vit  # noqa: E402,F401  (registers the ViT backbones)
-from pytest_i2i.backbones import clip as _clip  # noqa: E402,F401  (registers the CLIP backbones)

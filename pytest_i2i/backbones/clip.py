@@ -29,9 +29,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pytest_i2i.backbones.registry import Backbone, BackboneSpec, register_backbone, register_backbone_family
+from pytest_i2i.backbones.backbone import Backbone
+from pytest_i2i.backbones.registry import register_backbone, register_backbone_family
+from pytest_i2i.backbones.spec import BackboneSpec
 from pytest_i2i.backbones.weights import PretrainedCfg, WeightsFile, hf_file
 from pytest_i2i.errors import I2IInputError, UnknownNameError
+from pytest_i2i.texts import check_texts
 
 if TYPE_CHECKING:
     import torch
@@ -66,26 +69,6 @@ class ClipSpec(BackboneSpec):
                 "resize_mode": self.resize_mode, "center_crop": self.center_crop,
                 "open_clip_interpolation": self.interpolation, "input_size": list(self.input_size),
                 "mean": list(self.mean), "std": list(self.std), "quick_gelu": self.quick_gelu}
-
-
-def check_texts(texts: str | Sequence[str], name: str = "texts") -> list[str]:
-    """``texts`` as a list of non-empty strings (one string becomes a list of one).
-
-    Raises:
-        I2IInputError: no texts, a non-string item, or an empty / whitespace-only string
-            (the message names ``name[i]``).
-    """
-    items = [texts] if isinstance(texts, str) else texts
-    if not isinstance(items, Sequence) or isinstance(items, (bytes, bytearray)):
-        raise I2IInputError(f"{name} must be a string or a list of strings, got {type(texts).__name__}")
-    if len(items) == 0:
-        raise I2IInputError(f"{name} is empty")
-    for i, t in enumerate(items):
-        if not isinstance(t, str):
-            raise I2IInputError(f"{name}[{i}] is a {type(t).__name__}, not a string")
-        if not t.strip():
-            raise I2IInputError(f"{name}[{i}] is an empty string; CLIP cannot embed it meaningfully")
-    return list(items)
 
 
 @dataclass
@@ -156,23 +139,21 @@ class ClipBackbone(Backbone):
 
 @functools.cache
 def _adapter_class() -> type:
-    import torch
     from torch import nn
 
     class OpenClipAdapter(nn.Module):
-        """[0, 1] RGB at the input size → open_clip normalisation → ``{"image_embeds": (N, D)}``.
+        """Prepared images (normalised by the image pipeline, see ``ClipSpec.mean``/``std``) →
+        ``{"image_embeds": (N, D)}``.
 
         ``clip`` is the untouched open_clip model, so published state_dicts load into it unchanged.
         """
 
-        def __init__(self, clip: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+        def __init__(self, clip: nn.Module) -> None:
             super().__init__()
             self.clip = clip
-            self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
-            self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
         def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-            return {"image_embeds": self.clip.encode_image((x - self.mean) / self.std)}
+            return {"image_embeds": self.clip.encode_image(x)}
 
         def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
             return self.clip.encode_text(tokens)
@@ -201,8 +182,8 @@ def build_open_clip(model_name: str, quick_gelu: bool) -> nn.Module:
         root.removeFilter(quiet)
 
 
-def _create(model_name: str, quick_gelu: bool, mean: tuple, std: tuple) -> nn.Module:
-    return _adapter_class()(build_open_clip(model_name, quick_gelu), mean, std)
+def _create(model_name: str, quick_gelu: bool) -> nn.Module:
+    return _adapter_class()(build_open_clip(model_name, quick_gelu))
 
 
 def _init_random(model_name: str, quick_gelu: bool, model: nn.Module, seed: int) -> None:
@@ -252,7 +233,7 @@ def clip_spec(
     mean, std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
     return ClipSpec(
         name=name,
-        create=functools.partial(_create, model_name, quick_gelu, mean, std),
+        create=functools.partial(_create, model_name, quick_gelu),
         init_random=functools.partial(_init_random, model_name, quick_gelu),
         pretrained=PretrainedCfg(files=hf_weights_files(hf_hub), source=source,
                                  license="MIT (OpenAI CLIP)" if tag == "openai" else "see the hub model card"),

@@ -6,7 +6,9 @@ blocks: average pools that exclude padding, and a max pool in the last block's p
 so the published ``pt_inception-2015-12-05-6726825d.pth`` loads as is. torch-fidelity's
 ``weights-inception-2015-12-05-6726825d.pth`` uses the same keys and loads too.
 
-Input: (N, 3, 299, 299) RGB in [0, 1]. Outputs: ``pool3`` (N, 2048) features, ``logits``
+Input: (N, 3, 299, 299) RGB scaled to [-1, 1] (``2x - 1`` of [0, 1] images, as the TensorFlow
+graph does; the image pipeline applies it as the normalisation ``(x - 0.5) / 0.5`` declared in the
+backbone spec, which is the same number bit for bit). Outputs: ``pool3`` (N, 2048) features, ``logits``
 (N, 1008) and ``logits_unbiased`` (N, 1008; ``pool3 @ fc.weight.T``, as in the original
 Inception Score code and torch-fidelity).
 """
@@ -133,7 +135,7 @@ class InceptionE(nn.Module):
 
 
 class FIDInceptionV3(nn.Module):
-    """The FID Inception-v3 (see module docstring). ``forward`` takes [0, 1] RGB at 299x299."""
+    """The FID Inception-v3 (see module docstring). ``forward`` takes RGB in [-1, 1] at 299x299."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -156,7 +158,6 @@ class FIDInceptionV3(nn.Module):
         self.fc = nn.Linear(2048, 1008)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = 2 * x - 1
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = F.max_pool2d(x, kernel_size=3, stride=2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))

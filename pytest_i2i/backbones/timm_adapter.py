@@ -1,9 +1,10 @@
 """timm models as feature backbones: an adapter module, seeded random init and checkpoint filtering.
 
 :class:`TimmFeatures` wraps a timm model (``weights_target`` is the inner model, so a published
-timm ``state_dict`` loads into it unchanged). Its ``forward`` takes (N, 3, H, W) RGB in [0, 1] at
-the backbone's input size, normalises with the timm pretrained cfg's mean/std, runs
-``forward_features`` and returns ``{"cls": (N, D), "patch_tokens": (N, h, w, D)}``.
+timm ``state_dict`` loads into it unchanged). Its ``forward`` takes (N, 3, H, W) images at the backbone's
+input size, already normalised with the timm pretrained cfg's mean/std by the image pipeline
+(the spec's ``mean``/``std``), runs ``forward_features`` and returns
+``{"cls": (N, D), "patch_tokens": (N, h, w, D)}``.
 
 This module imports torch and timm; :mod:`pytest_i2i.backbones.vit` registers the backbones
 without importing either.
@@ -12,7 +13,6 @@ without importing either.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -33,14 +33,12 @@ class TimmFeatures(nn.Module):
             models the last feature map, channels last.
     """
 
-    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = self.model.forward_features((x - self.mean) / self.std)
+        feats = self.model.forward_features(x)
         return {"cls": self.model.forward_head(feats, pre_logits=True), "patch_tokens": self._grid(feats)}
 
     def _grid(self, feats: torch.Tensor) -> torch.Tensor:
@@ -63,13 +61,11 @@ def create(model_name: str, **model_kwargs: Any) -> TimmFeatures:
     """The timm architecture ``model_name`` (``arch.tag``) in the adapter, parameters untouched.
 
     The classifier head is kept as the pretrained cfg defines it, so the published file loads
-    strictly; mean/std come from the model's timm pretrained cfg.
+    strictly; the cfg's mean/std are applied by the image pipeline (the spec's ``mean``/``std``).
     """
     import timm
 
-    model = timm.create_model(model_name, pretrained=False, **model_kwargs)
-    cfg = model.pretrained_cfg
-    return TimmFeatures(model, cfg["mean"], cfg["std"])
+    return TimmFeatures(timm.create_model(model_name, pretrained=False, **model_kwargs))
 
 
 def init_random(model: nn.Module, seed: int) -> None:

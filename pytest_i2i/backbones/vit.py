@@ -24,11 +24,15 @@ from __future__ import annotations
 from functools import lru_cache, partial
 from typing import Any
 
-from pytest_i2i.backbones.registry import BackboneSpec, register_backbone, register_backbone_family
+from pytest_i2i.backbones.registry import register_backbone, register_backbone_family
+from pytest_i2i.backbones.spec import BackboneSpec
 from pytest_i2i.backbones.weights import PretrainedCfg, WeightsFile, hf_file
 from pytest_i2i.errors import UnknownNameError
 
 OUTPUTS = ("cls", "patch_tokens")
+#: timm's IMAGENET_DEFAULT_MEAN / _STD, the normalisation of the DINO and DINOv2 pretrained cfgs
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _create(model_name: str, model_kwargs: dict[str, Any]):
@@ -79,9 +83,12 @@ def timm_spec(
     pretrained: PretrainedCfg,
     input_size: tuple[int, int],
     description: str,
+    mean: tuple[float, float, float] = IMAGENET_MEAN,
+    std: tuple[float, float, float] = IMAGENET_STD,
     **model_kwargs: Any,
 ) -> BackboneSpec:
-    """The spec of backbone ``name``: timm model ``model_name`` (``arch.tag``) in the adapter."""
+    """The spec of backbone ``name``: timm model ``model_name`` (``arch.tag``) in the adapter,
+    its images normalised with the pretrained cfg's ``mean`` and ``std``."""
     return BackboneSpec(
         name=name,
         create=partial(_create, model_name, model_kwargs),
@@ -94,6 +101,8 @@ def timm_spec(
         weights_target=_inner,
         filter_state_dict=partial(_filter, model_name),
         center_crop=True,
+        mean=tuple(float(v) for v in mean),
+        std=tuple(float(v) for v in std),
     )
 
 
@@ -147,6 +156,7 @@ def resolve_timm(model_name: str) -> BackboneSpec:
                       license=cfg.license or ""),
         (int(cfg.input_size[1]), int(cfg.input_size[2])),
         f"timm {full}: pooled (CLS) feature and patch tokens",
+        mean=tuple(cfg.mean), std=tuple(cfg.std),
     )
 
 

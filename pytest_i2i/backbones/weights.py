@@ -245,15 +245,6 @@ def local_paths(pretrained: PretrainedCfg, weights_dir: str | os.PathLike | None
     return [c.path for c in search_plan(pretrained, weights_dir) if c.path.is_file()]
 
 
-def _hf_candidates(wf: WeightsFile) -> list[Path]:
-    """The HF-cache copy of ``wf`` if there is one (kept for ``registry._recall_weight_hashes``;
-    new code uses :func:`local_paths`)."""
-    if not wf.hf_hub_id:
-        return []
-    path = _hf_lookup(wf)
-    return [path] if path.is_file() else []
-
-
 # -- verification ------------------------------------------------------------------------------------
 def _hub_sha256(path: Path, wf: WeightsFile | None = None) -> str | None:
     """The sha256 the Hugging Face hub published for the cached file at ``path``: ``huggingface_hub``
@@ -372,7 +363,7 @@ def _resolve(name: str, pretrained: PretrainedCfg, weights, weights_dir, allow_d
     attempts: list[str] = []
     mismatches: list[str] = []
     if reason is None:
-        from pytest_i2i.backbones import download
+        import pytest_i2i.backbones.download as download
 
         for wf in pretrained.files:
             try:
@@ -410,7 +401,7 @@ def _source(wf: WeightsFile) -> str:
 
 
 def _download(wf: WeightsFile) -> Path | None:
-    from pytest_i2i.backbones import download
+    import pytest_i2i.backbones.download as download
 
     expected = download.Expected(wf.sha256, wf.name_sha256_prefix if wf.sha256 is None else None, wf.size)
     timeout = download_timeout()

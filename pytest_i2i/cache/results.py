@@ -8,10 +8,11 @@ decoded image and their names, texts verbatim, numbers and strings as given), pl
 :data:`~pytest_i2i.cache.KEY_SCHEMA` and the package version. A call with an argument that cannot
 be fingerprinted (a loaded backbone object, a custom callable) is not cached.
 
-A cached result names the backbone and weights it was computed with; before it is reused, the
-weights the call would use *now* are resolved (their sha256 remembered by file stat, see
-:meth:`~pytest_i2i.cache.store.Store.file_sha256`) and must have the same sha256, so replacing a
-weights file (or ``--i2i-weights-dir``) recomputes the result. Metric values are stored as JSON
+A cached result names the backbone and weights it was computed with. The weights a call would
+use *now* are not part of the key (resolving them is the backbone layer's job): the caller
+passes ``still_valid``, a check run on a cached result before it is reused; the plugin passes
+:func:`pytest_i2i.backbones.factory.weights_unchanged`, so replacing a weights file (or
+``--i2i-weights-dir``) recomputes the result. Metric values are stored as JSON
 (:meth:`~pytest_i2i.result.MetricResult.to_dict`), which round-trips floats exactly.
 """
 
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_i2i.cache import get_cache, make_key
-from pytest_i2i.cache.features import load_bundles, save_bundles, tensor_sha256
+from pytest_i2i.cache.store import load_bundles, save_bundles
 
 RESULTS = "results"
 _IMAGE_SET_HASHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -43,6 +44,7 @@ def fingerprint(value: Any, *, path_like: bool = False) -> Any:
     Raises:
         _Unkeyable: no safe description (the call is then not cached).
     """
+    from pytest_i2i.images.digest import tensor_sha256
     from pytest_i2i.images.imageset import ImageSet, load_images
 
     if path_like and isinstance(value, (str, os.PathLike)) and os.path.exists(value):
@@ -68,8 +70,21 @@ def fingerprint(value: Any, *, path_like: bool = False) -> Any:
     raise _Unkeyable
 
 
-def cached_call(name: str, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
-    """``fn(*args, **kwargs)`` (a metric returning a MetricResult), served from the cache when possible."""
+def cached_call(
+    name: str, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any], *,
+    still_valid: Callable[[Any], bool] | None = None,
+) -> Any:
+    """``fn(*args, **kwargs)`` (a metric returning a MetricResult), served from the cache when possible.
+
+    Args:
+        name: the metric's name (part of the key).
+        fn: the metric.
+        args, kwargs: its arguments; a call with an argument that cannot be fingerprinted runs
+            uncached.
+        still_valid: ``still_valid(result) -> bool`` is asked before a cached result is reused
+            (e.g. whether the weights it was computed with are still those the call would load);
+            ``False`` recomputes it. Default: a cached result is always valid.
+    """
     from pytest_i2i.result import MetricResult
 
     store = get_cache()
@@ -85,26 +100,9 @@ def cached_call(name: str, fn: Callable[..., Any], args: Sequence[Any], kwargs: 
     hit = load_bundles(store, RESULTS, [key]).get(key)
     if hit is not None:
         result = MetricResult.from_dict(hit[1]["result"])
-        if _weights_unchanged(result, kwargs):
+        if still_valid is None or still_valid(result):
             return result
     result = fn(*args, **kwargs)
     if isinstance(result, MetricResult):
         save_bundles(store, RESULTS, {key: ({}, {"result": result.to_dict()})})
     return result
-
-
-def _weights_unchanged(result: Any, kwargs: Mapping[str, Any]) -> bool:
-    """Whether the weights a call with ``kwargs`` would use now are those ``result`` was computed with."""
-    if result.backbone is None or str(result.weights_sha256).startswith("random:"):
-        return True  # weight-free, or seeded random weights (the seed and "random" are in the key)
-    try:
-        from pytest_i2i.backbones.registry import _recall_weight_hashes, get_spec
-        from pytest_i2i.backbones.weights import resolve_weights
-
-        spec = get_spec(result.backbone)
-        weights = kwargs.get("weights")
-        _recall_weight_hashes(spec, weights, None)
-        resolved = resolve_weights(result.backbone, spec.pretrained, weights)
-    except Exception:  # noqa: BLE001 - any problem: recompute, and let the metric report it
-        return False
-    return resolved.sha256 == result.weights_sha256 and resolved.calibrated == result.calibrated

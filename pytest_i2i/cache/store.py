@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_i2i.cache import CacheWarning
-from pytest_i2i.files import TMP_PREFIX, fsync_dir, sha256_file, write_bytes_atomic
+from pytest_i2i.files import TMP_PREFIX, fsync_dir, remember_sha256, sha256_file, write_bytes_atomic
 
 FORMAT_VERSION = 1
 LAYOUT = f"i2i-cache-v{FORMAT_VERSION}"
@@ -131,6 +131,10 @@ class Store:
         if not (ns.isidentifier() and len(key) >= 8 and all(c in "0123456789abcdef" for c in key)):
             raise ValueError(f"bad cache namespace/key {ns!r}/{key!r}")
         return self.dir / "objects" / ns / key[:2] / f"{key}{SUFFIX}"
+
+    def has(self, ns: str, key: str) -> bool:
+        """Whether an entry file exists for ``key`` (intact or not: :meth:`get_many` checks)."""
+        return self.path(ns, key).is_file()
 
     def get(self, ns: str, key: str) -> bytes | None:
         """The payload stored under ``key``, or ``None`` (missing or dropped as damaged)."""
@@ -260,7 +264,9 @@ class Store:
         """sha256 of a file, remembered across runs by (path, size, mtime, ctime, inode).
 
         ctime cannot be set back by a user, so a file rewritten in place (even with its mtime
-        restored) is hashed again.
+        restored) is hashed again. A remembered hash is handed to the process-wide memo of
+        :func:`pytest_i2i.files.sha256_file`, so later hashing of the file in this process
+        (e.g. by the weights resolver) reads nothing either.
         """
         p = Path(path).resolve()
         st = p.stat()
@@ -268,6 +274,7 @@ class Store:
         row = self._execute("SELECT size, mtime_ns, ctime_ns, inode, sha256 FROM file_hashes WHERE path = ?",
                             (str(p),))
         if row and tuple(row[0][:4]) == stamp:
+            remember_sha256(p, row[0][4], st)
             return row[0][4]
         digest = sha256_file(p)
         self._execute("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?, ?, ?)", [(str(p), *stamp, digest)],
@@ -340,3 +347,19 @@ def unpack_tensors(payload: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
         return out, header.get("meta", {})
     except (struct.error, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"malformed tensor bundle: {type(e).__name__}: {e}") from None
+
+
+def load_bundles(store: Store, ns: str, keys: Iterable[str]) -> dict[str, tuple[dict[str, Any], dict]]:
+    """``{key: (tensors, meta)}`` for the keys found intact (a malformed bundle is dropped as damaged)."""
+    out = {}
+    for key, payload in store.get_many(ns, keys).items():
+        try:
+            out[key] = unpack_tensors(payload)
+        except ValueError as e:
+            store.discard(ns, key, str(e))
+    return out
+
+
+def save_bundles(store: Store, ns: str, items: Mapping[str, tuple[Mapping[str, Any], Mapping]]) -> None:
+    """Store ``{key: (tensors, meta)}`` (see :func:`pack_tensors`)."""
+    store.put_many(ns, {key: pack_tensors(t, meta) for key, (t, meta) in items.items()})

@@ -1,6 +1,6 @@
 """Evaluation datasets: samples of (input image, optional target image, optional texts).
 
-:func:`load_dataset` accepts three forms.
+:func:`~pytest_i2i.data.load_dataset` (:mod:`pytest_i2i.data.loading`) accepts three forms.
 
 ``None``: the built-in sample set (:func:`~pytest_i2i.data.sample_dataset`), colorization of
 the colour photos bundled with scikit-image, so the suite runs with no data given.
@@ -54,7 +54,6 @@ import torch
 
 from pytest_i2i.data.manifest import (
     MANIFEST_COLUMNS,
-    TABLE_SUFFIXES,
     TEXT_FIELDS,
     TEXTS_COLUMNS,
     check_uid,
@@ -248,45 +247,6 @@ def _check_all_or_none(items: list[Sample], origins: list[str], name: str, sourc
             f"{source}: {len(items) - len(missing)} of {len(items)} samples have a {name} but {len(missing)} do not: "
             f"{_listing(missing)}; give every sample a {name} or none"
         )
-
-
-def load_dataset(
-    path: str | os.PathLike | None = None, *, max_samples: int | None = None, allow_outside_root: bool = False
-) -> I2IDataset:
-    """Load an evaluation dataset (formats in this module's docstring).
-
-    Args:
-        path: ``None`` (the built-in sample set), a dataset folder, or a ``.csv`` / ``.jsonl`` manifest.
-        max_samples: keep the first ``max_samples`` samples in uid order (``--i2i-max-samples``).
-        allow_outside_root: accept absolute paths and paths outside the root.
-
-    Returns:
-        The dataset, ordered by uid.
-
-    Raises:
-        DatasetError: any problem with the folder, manifest or texts file (names file and line).
-        UnsafePathError: a path escapes the root or is a symlink loop.
-        I2IInputError: ``path`` is none of the accepted forms; ``max_samples`` < 1.
-    """
-    if max_samples is not None:
-        max_samples = positive_int(max_samples, "max_samples")
-    if path is None:
-        from pytest_i2i.data.samples import sample_dataset
-
-        dataset = sample_dataset()
-    elif not isinstance(path, (str, os.PathLike)):
-        raise I2IInputError(f"dataset: unsupported type {type(path).__name__}; pass {ACCEPTED_FORMS}")
-    else:
-        p = Path(path).expanduser()
-        if p.is_dir():
-            dataset = load_folder(p, allow_outside_root=allow_outside_root)
-        elif p.is_file() and p.suffix.lower() in TABLE_SUFFIXES:
-            dataset = load_manifest(p, allow_outside_root=allow_outside_root)
-        elif not p.exists():
-            raise I2IInputError(f"dataset: {p} does not exist; pass {ACCEPTED_FORMS}")
-        else:
-            raise I2IInputError(f"dataset: {p} is not a dataset; pass {ACCEPTED_FORMS}")
-    return dataset if max_samples is None else dataset.subset(max_samples)
 
 
 def load_manifest(path: str | os.PathLike, *, allow_outside_root: bool = False) -> I2IDataset:

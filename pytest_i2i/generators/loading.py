@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import pickle
 import re
 import warnings
 import zipfile
@@ -30,18 +29,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from pytest_i2i.backbones.registry import _key_diff
+from pytest_i2i.checkpoint import load_state_dict_strict, read_checkpoint
 from pytest_i2i.files import sha256_file
-from pytest_i2i.errors import I2IInputError, UntrustedCheckpointError
+from pytest_i2i.errors import CheckpointError, I2IInputError, UntrustedCheckpointError
 from pytest_i2i.generators.registry import GeneratorArch, Range, check_range, detect_arch, get_generator_arch
 from pytest_i2i.generators.runner import Generator, _first_line
 
 #: Keys under which training scripts commonly nest the generator's state_dict.
 STATE_DICT_KEYS = ("state_dict", "model", "generator", "netG", "G")
 _FACTORY_SPEC = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-# Phrases of torch's weights-only unpickler when a *well-formed* pickle needs a global or a call
-# it does not allow, i.e. when only full (code-running) unpickling could read the file.
-_NEEDS_CODE_MARKERS = ("GLOBAL ", "Can only create new object", "call reduce for unrecognized function")
 _TRUST_HINT = ("pass --i2i-trust-checkpoint (pytest), --trust-checkpoint (i2i generate) "
                "or trust=True (load_generator)")
 
@@ -193,34 +189,21 @@ def _from_checkpoint(
     if arch is None:
         arch = get_generator_arch(detect_arch(state, source=str(path)))
     model = arch.build(**kwargs)
-    _load_strict(model, state, path, arch.name)
+    load_state_dict_strict(model, state, source=f"generator file {path}", target=f"architecture {arch.name!r}")
     return model, arch, trusted, notes
 
 
 def _read_checkpoint(path: Path, trust: bool) -> tuple[Any, bool]:
     """The object in ``path`` and whether code-running unpickling was needed (only with ``trust``)."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path), device="cpu"), False
-        except Exception as e:  # noqa: BLE001
-            raise I2IInputError(f"generator file {path} is not a readable safetensors file: "
-                                f"{type(e).__name__}: {_first_line(e)}") from None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True), False
-    except Exception as e:  # noqa: BLE001 - torch raises many types for bad files
-        if not (isinstance(e, pickle.UnpicklingError) and any(m in str(e) for m in _NEEDS_CODE_MARKERS)):
-            raise I2IInputError(
-                f"generator file {path} is not a readable checkpoint ({type(e).__name__}: {_first_line(e)}); "
-                "expected a TorchScript archive, a torch.save state_dict or a .safetensors file "
-                "(is it truncated or of another format?)"
-            ) from None
-        needs = re.search(r"GLOBAL (\S+)", str(e))
+        return read_checkpoint(path, what="generator checkpoint"), False
+    except CheckpointError as e:
+        if not e.needs_code:
+            raise
         if not trust:
             raise UntrustedCheckpointError(
                 f"generator file {path} is not a plain state_dict: reading it needs full unpickling"
-                + (f" (it references {needs.group(1)})" if needs else "")
+                + (f" (it references {e.references})" if e.references else "")
                 + ", which can run arbitrary code from the file. It was not loaded. If you trust its source, "
                 f"{_TRUST_HINT}; better, save a state_dict (torch.save(model.state_dict(), ...)) "
                 "or a TorchScript archive (torch.jit.save)."
@@ -253,19 +236,6 @@ def _unwrap(obj: Any, path: Path) -> dict | Any:
     raise I2IInputError(f"generator file {path} holds a {type(obj).__name__}, not a state_dict or a model")
 
 
-def _load_strict(model: nn.Module, state: dict, path: Path, arch_name: str) -> None:
-    missing, unexpected = _key_diff(model.state_dict(), state)
-    if missing or unexpected:
-        raise I2IInputError(
-            f"generator file {path} does not fit architecture {arch_name!r}: "
-            f"{len(missing)} missing keys {_some(missing)}, {len(unexpected)} unexpected keys {_some(unexpected)}"
-        )
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:  # shape mismatches
-        raise I2IInputError(f"generator file {path} does not fit architecture {arch_name!r}: {str(e)[:800]}") from None
-
-
 def _ranges(model: Any, arch: GeneratorArch | None, input_range: Range | None, output_range: Range | None,
             source: str, notes: list[str]) -> tuple[Range, Range | None]:
     """Input and output ranges: declared, else the architecture's, else the model's attributes."""
@@ -283,7 +253,3 @@ def _ranges(model: Any, arch: GeneratorArch | None, input_range: Range | None, o
         notes.append(f"input range of generator {source} not declared; assumed [-1, 1] "
                      "(pass input_range= / set an input_range attribute on the model)")
     return in_range, pick(output_range, "output_range")
-
-
-def _some(keys: list[str], k: int = 8) -> str:
-    return "[" + ", ".join(keys[:k]) + (", ..." if len(keys) > k else "") + "]"

@@ -20,6 +20,7 @@ from torch import nn
 from pytest_i2i.errors import GeneratorOutputError, I2IInputError
 from pytest_i2i.generators.registry import Range, check_range
 from pytest_i2i.images import ImageSet, load_images
+from pytest_i2i.texts import check_texts
 
 #: Output values may leave the declared range by this much (round-off of tanh / sigmoid heads).
 RANGE_TOLERANCE = 1e-3
@@ -122,7 +123,7 @@ class Generator:
         """
         _check_images(images)
         n = images.shape[0]
-        texts = check_texts(texts, n)
+        texts = None if texts is None else check_texts(texts, n=n, single=False, blank=True)
         labels = list(names) if names is not None else [f"sample {i}" for i in range(n)]
         if len(labels) != n:
             raise I2IInputError(f"names has {len(labels)} entries for {n} images")
@@ -250,7 +251,7 @@ def generate(
         raise I2IInputError(f"generate() needs a Generator (from load_generator() or Generator(model)), "
                             f"got {type(generator).__name__}")
     images = load_images(images, name="inputs")
-    texts = check_texts(texts, len(images))
+    texts = None if texts is None else check_texts(texts, n=len(images), single=False, blank=True)
     if batch_size < 1:
         raise I2IInputError(f"batch_size must be >= 1, got {batch_size}")
     result = GenerationResult(list(images.names), [None] * len(images))
@@ -300,21 +301,6 @@ def _run_batch(generator: Generator, idx: list[int], batch: torch.Tensor, texts:
         return
     for j, i in enumerate(idx):
         result.outputs[i] = out[j]
-
-
-def check_texts(texts: Sequence[str] | None, n: int) -> list[str] | None:
-    """``texts`` as a list of ``n`` strings (or ``None``); raises :class:`I2IInputError` otherwise."""
-    if texts is None:
-        return None
-    if isinstance(texts, str) or not isinstance(texts, Sequence):
-        raise I2IInputError(f"texts must be a list of strings (one per image), got {type(texts).__name__}")
-    texts = list(texts)
-    if len(texts) != n:
-        raise I2IInputError(f"texts has {len(texts)} entries for {n} images; pass one text per image")
-    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
-    if bad:
-        raise I2IInputError(f"texts[{bad[0]}] is a {type(texts[bad[0]]).__name__}, not a string")
-    return texts
 
 
 def _check_images(images: Any) -> None:

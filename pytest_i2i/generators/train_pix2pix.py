@@ -144,9 +144,9 @@ def chroma(images: torch.Tensor) -> float:
 def evaluate(generator: nn.Module, size: int = 128) -> dict[str, float]:
     """Mean L1 to the colour targets (in [0, 1] units) and the chroma of inputs, outputs and targets
     on :func:`~pytest_i2i.data.sample_dataset` (``size`` x ``size``); the generator runs in eval mode."""
-    from pytest_i2i.data.samples import _colorization_pairs
+    from pytest_i2i.images.samples import colorization_pairs
 
-    pairs = _colorization_pairs(size)
+    pairs = colorization_pairs(size)
     gray = to_model_range(np.stack([g for _, g, _ in pairs]))
     color = to_model_range(np.stack([c for _, _, c in pairs]))
     was_training = generator.training

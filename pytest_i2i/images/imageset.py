@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 import numpy as np
 import torch
 
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.images.convert import array_to_tensor, load_image_file, pil_to_tensor, printable, tensor_to_tensor
-from pytest_i2i.images.resize import check_resize_mode, resize_batch
+from pytest_i2i.images.digest import tensor_sha256
+from pytest_i2i.images.prepare import Preprocess, prepare_image
+from pytest_i2i.images.resize import check_resize_mode
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 
@@ -48,51 +50,50 @@ class ImageSet(Sequence[torch.Tensor]):
     def subset(self, indices: Sequence[int]) -> ImageSet:
         return ImageSet([self.names[j] for j in indices], [self._loaders[j] for j in indices], self.label)
 
-    def iter_batches(
-        self, batch_size: int, *, size: tuple[int, int] | None = None, resize: str = "clean",
-        center_crop: bool = False, num_workers: int | None = None,
-    ) -> Iterator[tuple[list[int], torch.Tensor]]:
-        """Yield ``(indices, batch)`` with batch (B, 3, H, W).
+    def iter_prepared(
+        self, prep: Preprocess | None = None, *, digest: bool = False, needed: Callable[[str], bool] | None = None,
+        num_workers: int | None = None, batch_size: int = 1,
+    ) -> Iterator[PreparedImage]:
+        """Decode every image once, in order, and bring it to a network's input with ``prep``.
 
-        With ``size`` every image is resized to it by ``resize`` (after cropping the centre to
-        the target aspect ratio when ``center_crop``, as CLIP and timm preprocessing do);
-        without, consecutive images of equal size are batched together (a size change starts a
-        new batch).
+        Yields one :class:`PreparedImage` ``(index, sha256, image)`` per image:
 
-        Decoding and resizing run in ``num_workers`` DataLoader worker processes (default:
-        :func:`pytest_i2i.pipeline.num_workers` for image files when there is more than one
-        batch, else 0; 0 under pytest); the batches are bit-identical whatever the number. A
-        progress bar is shown for long work when :func:`pytest_i2i.pipeline.progress_enabled`.
+        * ``sha256``: with ``digest``, the :func:`~pytest_i2i.images.digest.tensor_sha256` of the
+          decoded image (before cropping and resizing), else ``None``;
+        * ``image``: ``prep(decoded)`` (the decoded image itself when ``prep`` is ``None``), or
+          ``None`` when ``needed(sha256)`` says it is not needed (e.g. its features are cached),
+          so a warm cache decodes and hashes but never resizes.
+
+        Decoding, hashing and preparing run in ``num_workers`` DataLoader worker processes
+        (default: :func:`pytest_i2i.pipeline.num_workers` for image files when there is more
+        than one batch of ``batch_size``, else 0; 0 under pytest); the images are bit-identical
+        whatever the number (see :func:`~pytest_i2i.images.prepare.prepare_image`). ``needed``
+        then runs in the workers too, on their copy of the caller's state as it was when the
+        iteration started. A progress bar is shown for long work when
+        :func:`pytest_i2i.pipeline.progress_enabled`.
+
+        Raises:
+            I2IInputError: an image cannot be decoded (the message names it), or ``needed``
+                without ``digest``.
         """
         from pytest_i2i import pipeline
 
-        check_resize_mode(resize)
-        if batch_size < 1:
-            raise I2IInputError(f"batch_size must be >= 1, got {batch_size}")
+        if needed is not None and not digest:
+            raise I2IInputError("iter_prepared: needed= decides by the image's sha256, so it needs digest=True")
         if num_workers is None:  # in-memory images decode in microseconds: workers would only add start-up time
             files = any(isinstance(load, _FileLoader) for load in self._loaders)
             num_workers = pipeline.num_workers() if files and len(self) > batch_size else 0
-        prepare = _Prepare(self, size, resize, center_crop)
+        prepare = _Prepare(self, prep, digest, needed)
         items = (_prefetched(prepare, len(self), num_workers) if num_workers > 0 and len(self) > 1
                  else map(prepare, range(len(self))))
         bar = pipeline.progress_bar(len(self), self.label)
-        idx: list[int] = []
-        imgs: list[torch.Tensor] = []
         try:
-            for i, img in enumerate(items):
-                if isinstance(img, BaseException):  # raised in a worker: re-raise it here, message intact
-                    raise img
-                if imgs and (img.shape != imgs[0].shape or len(imgs) == batch_size):
-                    yield idx, torch.stack(imgs)
-                    if bar is not None:
-                        bar.update(len(idx))
-                    idx, imgs = [], []
-                idx.append(i)
-                imgs.append(img)
-            if imgs:
-                yield idx, torch.stack(imgs)
+            for i, item in enumerate(items):
+                if isinstance(item, BaseException):  # raised in a worker: re-raise it here, message intact
+                    raise item
+                yield PreparedImage(i, *item)
                 if bar is not None:
-                    bar.update(len(idx))
+                    bar.update(1)
         finally:
             if bar is not None:
                 bar.close()
@@ -100,45 +101,60 @@ class ImageSet(Sequence[torch.Tensor]):
             if close is not None:  # stop DataLoader workers now, not when a traceback is freed
                 close()
 
+    def iter_batches(
+        self, batch_size: int, prep: Preprocess | None = None, *, num_workers: int | None = None,
+    ) -> Iterator[tuple[list[int], torch.Tensor]]:
+        """Yield ``(indices, batch)`` with batch (B, 3, H, W): the images of :meth:`iter_prepared`
+        stacked, up to ``batch_size`` at a time. Without ``prep`` the images keep their own size
+        and consecutive images of equal size are batched together (a size change starts a new batch).
+        """
+        if batch_size < 1:
+            raise I2IInputError(f"batch_size must be >= 1, got {batch_size}")
+        idx: list[int] = []
+        imgs: list[torch.Tensor] = []
+        for item in self.iter_prepared(prep, num_workers=num_workers, batch_size=batch_size):
+            img = item.image
+            if imgs and (img.shape != imgs[0].shape or len(imgs) == batch_size):
+                yield idx, torch.stack(imgs)
+                idx, imgs = [], []
+            idx.append(item.index)
+            imgs.append(img)
+        if imgs:
+            yield idx, torch.stack(imgs)
 
-def prepare_image(img: torch.Tensor, size: tuple[int, int], resize: str, center_crop: bool = False) -> torch.Tensor:
-    """One decoded (3, H, W) image brought to ``size``: the centre crop (if asked), then ``resize``.
 
-    Runs with one intra-op thread in every process (DataLoader workers have one): torch's
-    bilinear resize rounds differently with more threads, and features must not depend on where
-    or with how many workers an image was prepared. Every path that resizes backbone inputs
-    goes through here.
-    """
-    threads = torch.get_num_threads()
-    if threads != 1:
-        torch.set_num_threads(1)
-    try:
-        if center_crop:
-            img = center_crop_to_aspect(img, size)
-        return resize_batch(img[None], size, resize)[0]
-    finally:
-        if threads != 1:
-            torch.set_num_threads(threads)
+class PreparedImage(NamedTuple):
+    """One image of :meth:`ImageSet.iter_prepared`: its position, the sha256 of the decoded
+    image (``None`` unless asked) and the prepared tensor (``None`` when not needed)."""
+
+    index: int
+    sha256: str | None
+    image: torch.Tensor | None
 
 
 class _Prepare:
-    """Decode image ``i`` of a set and bring it to the backbone input (runs in DataLoader workers)."""
+    """Decode image ``i`` of a set, hash it and bring it to the network input (runs in DataLoader workers)."""
 
-    def __init__(self, images: ImageSet, size: tuple[int, int] | None, resize: str, center_crop: bool):
-        self.images, self.size, self.resize, self.center_crop = images, size, resize, center_crop
+    def __init__(self, images: ImageSet, prep: Preprocess | None, digest: bool,
+                 needed: Callable[[str], bool] | None):
+        self.images, self.prep, self.digest, self.needed = images, prep, digest, needed
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __call__(self, i: int) -> torch.Tensor:
+    def __call__(self, i: int) -> tuple[str | None, torch.Tensor | None]:
         img = self.images[i]
-        return img if self.size is None else prepare_image(img, self.size, self.resize, self.center_crop)
+        sha = tensor_sha256(img) if self.digest else None
+        if self.needed is not None and not self.needed(sha):  # type: ignore[arg-type]
+            return sha, None
+        return sha, img if self.prep is None else self.prep(img)
 
-    def __getitem__(self, i: int) -> np.ndarray | Exception:
-        """The worker side: a numpy array, which travels by value through the pipe (a tensor would be
+    def __getitem__(self, i: int) -> tuple[str | None, np.ndarray | None] | Exception:
+        """The worker side: numpy arrays, which travel by value through the pipe (a tensor would be
         shared by file descriptor, and workers cannot exit while unread ones are outstanding)."""
         try:
-            return self(i).numpy()
+            sha, img = self(i)
+            return sha, None if img is None else img.numpy()
         except Exception as e:  # noqa: BLE001 - handed to the parent, which re-raises it unchanged
             return e
 
@@ -170,19 +186,6 @@ def _as_is(item: Any) -> Any:
     return item
 
 
-def center_crop_to_aspect(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """The largest centred crop of a (C, H, W) image with the aspect ratio of ``size`` = (h, w)."""
-    _, h, w = img.shape
-    th, tw = size
-    if h * tw > w * th:  # too tall
-        new_h = max(1, round(w * th / tw))
-        top = (h - new_h) // 2
-        return img[:, top:top + new_h, :]
-    new_w = max(1, round(h * tw / th))
-    left = (w - new_w) // 2
-    return img[:, :, left:left + new_w]
-
-
 def _list_folder(folder: Path, label: str) -> list[Path]:
     files = sorted(
         p for p in folder.iterdir()
@@ -194,7 +197,7 @@ def _list_folder(folder: Path, label: str) -> list[Path]:
 
 
 class _FileLoader:
-    """Decodes one image file on call (a class, so :meth:`ImageSet.iter_batches` can tell file-backed sets)."""
+    """Decodes one image file on call (a class, so :meth:`ImageSet.iter_prepared` can tell file-backed sets)."""
 
     def __init__(self, path: Path, name: str):
         self.path, self.name = path, name
@@ -313,7 +316,7 @@ def iter_pair_batches(
     ``resize`` and a note naming the pair is returned (callers record it in the result).
     Consecutive pairs of equal size are batched together. ``start`` is the position of the
     first pair in the whole set (for shards, see :mod:`pytest_i2i.distributed`); notes count from it.
-    Pairs are decoded in DataLoader workers as in :meth:`ImageSet.iter_batches`.
+    Pairs are decoded in DataLoader workers as in :meth:`ImageSet.iter_prepared`.
     """
     from pytest_i2i import pipeline
 

@@ -7,6 +7,7 @@ These are real photographs shipped inside the scikit-image wheel (no download): 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,26 @@ def center_square(arr: np.ndarray, size: int) -> np.ndarray:
     top, left = (h - s) // 2, (w - s) // 2
     crop = np.ascontiguousarray(arr[top:top + s, left:left + s])
     return np.asarray(Image.fromarray(crop).resize((size, size), Image.Resampling.BICUBIC))
+
+
+@lru_cache(maxsize=4)
+def colorization_pairs(size: int) -> tuple[tuple[str, np.ndarray, np.ndarray], ...]:
+    """``(name, gray input, colour target)`` per colour photo, HWC uint8 ``size`` x ``size``, read-only
+    (they are cached): the pairs of :func:`pytest_i2i.data.sample_dataset` and of the pix2pix demo's
+    evaluation. The input is the photo's ITU-R BT.601 luma (Pillow ``convert("L")``: 0.299 R +
+    0.587 G + 0.114 B) replicated to 3 channels, a synthetic grayscale version of it.
+    """
+    from PIL import Image
+
+    pairs = []
+    for name in COLOR_PHOTOS:
+        color = center_square(sample_photo(name), size).copy()
+        luma = np.asarray(Image.fromarray(color).convert("L"))
+        gray = np.repeat(luma[:, :, None], 3, axis=2)
+        color.setflags(write=False)
+        gray.setflags(write=False)
+        pairs.append((name, gray, color))
+    return tuple(pairs)
 
 
 def sample_images(size: int = 256, names: tuple[str, ...] = COLOR_PHOTOS):

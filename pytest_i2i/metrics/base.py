@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 
 import torch
 
-from pytest_i2i.backbones.registry import Backbone, backbone as build_backbone
+from pytest_i2i.backbones.backbone import Backbone
+from pytest_i2i.backbones.factory import backbone as build_backbone
 from pytest_i2i.distributed import map_shards
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.images.imageset import ImageSet, as_pairs

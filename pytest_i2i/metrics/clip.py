@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from pytest_i2i.backbones.clip import ClipBackbone, check_texts
-from pytest_i2i.backbones.registry import Backbone
+from pytest_i2i.backbones.backbone import Backbone
+from pytest_i2i.backbones.clip import ClipBackbone
 from pytest_i2i.distributed import map_shards
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.images.imageset import ImageSet, as_pairs, load_images
@@ -31,6 +31,7 @@ from pytest_i2i.metrics.functional import clip as F
 from pytest_i2i.metrics.functional.similarity import cosine_similarity
 from pytest_i2i.metrics.registry import DEFAULT_BATCH_SIZE, DEFAULT_CONFIDENCE, DEFAULT_N_RESAMPLES, DEFAULT_SEED
 from pytest_i2i.result import MetricResult
+from pytest_i2i.texts import check_texts
 
 DEFAULT_BACKBONE = "clip-vit-b-32"
 CMMD_BACKBONE = "clip-vit-l-14-336"

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pytest_i2i.backbones.registry import Backbone
+from pytest_i2i.backbones.backbone import Backbone
 from pytest_i2i.distributed import map_shards
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.images.imageset import load_images

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_i2i.backbones.registry import Backbone
+from pytest_i2i.backbones.backbone import Backbone
 from pytest_i2i.distributed import map_shards
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.images.imageset import load_images

@@ -23,10 +23,11 @@ import numpy as np
 import torch
 import torch.nn.functional as TF
 
-from pytest_i2i.backbones.registry import Backbone
+from pytest_i2i.backbones.backbone import Backbone
 from pytest_i2i.distributed import map_shards
 from pytest_i2i.errors import I2IInputError
-from pytest_i2i.images.imageset import ImageSet, center_crop_to_aspect, load_images
+from pytest_i2i.images.imageset import ImageSet, load_images
+from pytest_i2i.images.prepare import center_crop_to_aspect
 from pytest_i2i.metrics.base import backbone_fields, frontend, per_sample_result, resolve_backbone, resolve_resize, timed
 from pytest_i2i.metrics.registry import DEFAULT_BATCH_SIZE, DEFAULT_CONFIDENCE, DEFAULT_N_RESAMPLES, DEFAULT_SEED
 from pytest_i2i.metrics.functional import layout as F

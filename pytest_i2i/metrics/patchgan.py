@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pytest_i2i.backbones.registry import load_state_dict_file
+from pytest_i2i.checkpoint import load_state_dict_file
 from pytest_i2i.files import sha256_file
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.generators.pix2pix import NLayerDiscriminator

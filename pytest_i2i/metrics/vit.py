@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from pytest_i2i.backbones.registry import Backbone
+from pytest_i2i.backbones.backbone import Backbone
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.metrics.base import frontend, paired_feature_metric
 from pytest_i2i.metrics.frechet import frechet_distance

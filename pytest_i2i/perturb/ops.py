@@ -80,19 +80,19 @@ def colour_shift(image: Any, mask: Any, *, delta_e: float = 10.0, seed: int = 0)
     Raises:
         I2IInputError: bad ``image``, ``mask``, ``delta_e`` or ``seed``.
     """
-    from pytest_i2i.metrics.functional.paired import _ciede2000_lab, _lab_to_rgb, _rgb_to_lab
+    from pytest_i2i.images.colour import ciede2000_lab, lab_to_srgb, srgb_to_lab
 
     img, m, region = _prepare(image, mask)
     target = check_number(delta_e, "delta_e", 0.0, 50.0, low_open=True)
     seed = check_seed(seed)
     theta = float(np.random.default_rng(seed).uniform(0.0, 2.0 * math.pi))
     pixels = img[:, m].to(torch.float64).view(1, 3, 1, -1)
-    lab = _rgb_to_lab(pixels)
+    lab = srgb_to_lab(pixels)
     direction = torch.tensor([0.0, math.cos(theta), math.sin(theta)], dtype=torch.float64).view(1, 3, 1, 1)
 
     def shifted(t: torch.Tensor, sign: float) -> tuple[torch.Tensor, torch.Tensor]:
-        rgb = _lab_to_rgb(lab + sign * t.view(1, 1, 1, -1) * direction).clamp(0.0, 1.0)
-        return rgb, _ciede2000_lab(lab, _rgb_to_lab(rgb)).view(-1)
+        rgb = lab_to_srgb(lab + sign * t.view(1, 1, 1, -1) * direction).clamp(0.0, 1.0)
+        return rgb, ciede2000_lab(lab, srgb_to_lab(rgb)).view(-1)
 
     t_max = torch.full((pixels.shape[-1],), 200.0, dtype=torch.float64)
     best_rgb, best_de = shifted(t_max, 1.0)
@@ -114,8 +114,8 @@ def colour_shift(image: Any, mask: Any, *, delta_e: float = 10.0, seed: int = 0)
     edited = img.clone()
     edited[:, m] = rgb.view(3, -1).to(torch.float32)
     out = composite(img, edited, m)
-    achieved = _ciede2000_lab(_rgb_to_lab(img[:, m].to(torch.float64).view(1, 3, 1, -1)),
-                              _rgb_to_lab(out[:, m].to(torch.float64).view(1, 3, 1, -1))).view(-1)
+    achieved = ciede2000_lab(srgb_to_lab(img[:, m].to(torch.float64).view(1, 3, 1, -1)),
+                              srgb_to_lab(out[:, m].to(torch.float64).view(1, 3, 1, -1))).view(-1)
     reached = (achieved - target).abs() <= DELTA_E_TOLERANCE
     return Perturbation(out, m.clone(), {
         "op": "colour_shift", "delta_e": target, "seed": seed, "hue_direction_deg": math.degrees(theta),
@@ -410,7 +410,7 @@ def insert_object(
     Raises:
         I2IInputError: ``opacity`` outside (0, 1], bad image/mask/source/seed.
     """
-    from pytest_i2i.metrics.functional.paired import _lab_to_rgb, _rgb_to_lab
+    from pytest_i2i.images.colour import lab_to_srgb, srgb_to_lab
 
     img, m, region = _prepare(image, mask)
     o = check_number(opacity, "opacity", 0.0, 1.0, low_open=True)
@@ -418,11 +418,11 @@ def insert_object(
     rng = np.random.default_rng(seed)
     h, w = m.shape
     if source is None:
-        mean_l = float(_rgb_to_lab(img[:, m].to(torch.float64).view(1, 3, 1, -1))[0, 0].mean())
+        mean_l = float(srgb_to_lab(img[:, m].to(torch.float64).view(1, 3, 1, -1))[0, 0].mean())
         hue = float(rng.uniform(0.0, 2.0 * math.pi))
         lab = torch.tensor([20.0 if mean_l > 50.0 else 85.0, 40.0 * math.cos(hue), 40.0 * math.sin(hue)],
                            dtype=torch.float64).view(1, 3, 1, 1)
-        colour = _lab_to_rgb(lab).clamp(0.0, 1.0).view(3, 1, 1).to(torch.float32)
+        colour = lab_to_srgb(lab).clamp(0.0, 1.0).view(3, 1, 1).to(torch.float32)
         obj = colour.expand(3, h, w)
         params = {"kind": "shape", "colour_rgb": colour.view(3).tolist()}
     else:

@@ -4,7 +4,8 @@
 it sorts the given paths into judgment sets and precomputed score files, computes the requested
 metrics on the sets' images, runs :func:`pytest_i2i.validation.correlate.correlate` and writes:
 
-- ``validation.json``: every number (strict JSON: an undefined number is ``null`` with a ``reason``);
+- ``validation.json``: every number (strict JSON, numbers as :mod:`pytest_i2i.report` says: an undefined
+  statistic is ``null`` with a ``reason`` next to it, a non-finite float the string ``"inf"``/``"-inf"``/``"nan"``);
 - ``table.csv`` and ``report.md``: the metric × judgment-set table with CIs, the inter-rater ceiling,
   the ranking of metrics, paired tests, problems; uncalibrated metrics and synthetic sets are labelled;
 - ``plots/*.png``: scatter plots (metric vs mean human score; per-model points at system level).
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import re
 from collections.abc import Sequence
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_i2i.errors import I2IInputError, JudgmentError
+from pytest_i2i.jsonsafe import to_json_safe
 from pytest_i2i.result import UNCALIBRATED_WARNING
 
 JSON_NAME = "validation.json"
@@ -125,18 +126,6 @@ def _strip_points(obj: Any) -> Any:
     if isinstance(obj, list):
         return [_strip_points(v) for v in obj]
     return obj
-
-
-def check_finite(obj: Any, path: str = "$") -> None:
-    """Raise if a NaN / infinity hides anywhere in the report (a bug: numbers must be null + reason)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        raise I2IInputError(f"validation report: non-finite number at {path}")
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            check_finite(v, f"{path}.{k}")
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            check_finite(v, f"{path}[{i}]")
 
 
 def _fmt(e: dict[str, Any] | None) -> str:
@@ -298,8 +287,7 @@ def write_report(report: dict[str, Any], out: str | os.PathLike) -> dict[str, Pa
         raise I2IInputError(f"--out {folder}: exists and is not a folder")
     folder.mkdir(parents=True, exist_ok=True)
     report["plots"] = _plots(report, folder / "plots")
-    clean = _strip_points(report)
-    check_finite(clean)
+    clean = to_json_safe(_strip_points(report))
     (folder / JSON_NAME).write_text(json.dumps(clean, indent=2, allow_nan=False), encoding="utf-8")
     rows = table_rows(report)
     with open(folder / CSV_NAME, "w", newline="", encoding="utf-8") as f:

@@ -24,7 +24,7 @@ AREAS_PERCENT: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 25.0)
 
 def _load_images(images: Any, size: int, n_images: int) -> tuple[list[str], list[torch.Tensor]]:
     from pytest_i2i.images import load_images, sample_images
-    from pytest_i2i.images.imageset import center_crop_to_aspect
+    from pytest_i2i.images.prepare import center_crop_to_aspect
     from pytest_i2i.images.resize import resize_batch
 
     if images is None:
@@ -107,7 +107,7 @@ def run_sensitivity(
     """
     import pandas as pd
 
-    from pytest_i2i.backbones.registry import backbone as load_backbone
+    from pytest_i2i.backbones.factory import backbone as load_backbone
     from pytest_i2i.perturb import NUISANCES, OPS, REGION_KINDS, apply_nuisance, local_edit
     from pytest_i2i.validation.functional.detection import detection_auroc, permutation_test
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
 
+from pytest_i2i.files import write_json_atomic
 from pytest_i2i.validation.sensitivity.result import AUROC_TARGET, UNCALIBRATED, SensitivityResult
 
 
@@ -24,9 +24,7 @@ def write_outputs(result: SensitivityResult, out_dir: str | os.PathLike) -> dict
              "statement": out / "statement.txt"}
     result.table.to_csv(paths["table"], index=False)
     result.scores.to_csv(paths["scores"], index=False)
-    tmp = paths["json"].with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result.to_json(), indent=1, allow_nan=False))
-    tmp.replace(paths["json"])
+    write_json_atomic(paths["json"], result.to_json())
     paths["statement"].write_text("\n".join(result.statement) + "\n")
     if not result.calibrated:
         (out / "UNCALIBRATED.txt").write_text(

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
+from pytest_i2i.jsonsafe import to_json_safe
 
 AUROC_TARGET = 0.9
 WEIGHT_FREE = "weight-free"
@@ -71,7 +70,8 @@ class SensitivityResult:
         return sustained
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """Every number of the run as strict-JSON-ready data (:mod:`pytest_i2i.jsonsafe`'s convention)."""
+        return to_json_safe({
             "format": "pytest-i2i-sensitivity/1",
             "calibrated": self.calibrated,
             "label": "" if self.calibrated else UNCALIBRATED,
@@ -82,26 +82,8 @@ class SensitivityResult:
             "table": _records(self.table),
             "nuisance_sets": self.nuisance_sets,
             "scores": _records(self.scores),
-        }
+        })
 
 
 def _records(df: Any) -> list[dict[str, Any]]:
-    out = []
-    for rec in df.to_dict(orient="records"):
-        out.append({k: _json_value(v) for k, v in rec.items()})
-    return out
-
-
-def _json_value(v: Any) -> Any:
-    if isinstance(v, (np.floating, float)):
-        f = float(v)
-        if math.isnan(f):
-            return None
-        if math.isinf(f):
-            return "inf" if f > 0 else "-inf"
-        return f
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    return v
+    return [to_json_safe(rec) for rec in df.to_dict(orient="records")]

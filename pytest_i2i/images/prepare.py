@@ -1,0 +1,95 @@
+"""Bringing a decoded image to a network's input: centre crop, resize, normalise.
+
+A :class:`Preprocess` says how (the backbone builds one from its pretrained config, see
+:meth:`pytest_i2i.backbones.backbone.Backbone.preprocess`); :meth:`ImageSet.iter_prepared
+<pytest_i2i.images.imageset.ImageSet.iter_prepared>` applies it to every image of a set, in
+DataLoader workers or in the calling process with bit-identical results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from pytest_i2i.errors import I2IInputError
+from pytest_i2i.images.resize import check_resize_mode, resize_batch
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How one decoded (3, H, W) image in [0, 1] becomes a network input (3, *size).
+
+    Attributes:
+        size: (H, W) of the input.
+        resize: the resize mode (:data:`~pytest_i2i.images.resize.RESIZE_MODES`).
+        center_crop: first crop the largest centred region with the aspect ratio of ``size``
+            (CLIP / timm evaluation preprocessing); otherwise the whole image is resized.
+        mean, std: per-channel normalisation ``(x - mean) / std`` after resizing (the network's
+            pretrained config); ``None`` leaves the input in [0, 1].
+
+    Raises:
+        I2IInputError: an unknown resize mode, a size that is not two positive integers, or
+            ``mean`` / ``std`` not three numbers (``std`` positive), or only one of them.
+    """
+
+    size: tuple[int, int]
+    resize: str = "clean"
+    center_crop: bool = False
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+
+    def __post_init__(self) -> None:
+        check_resize_mode(self.resize)
+        if len(self.size) != 2 or not all(isinstance(v, int) and v > 0 for v in self.size):
+            raise I2IInputError(f"preprocessing size must be two positive integers (H, W), got {self.size!r}")
+        if (self.mean is None) != (self.std is None):
+            raise I2IInputError("preprocessing needs both mean and std, or neither")
+        if self.mean is not None and (len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0):
+            raise I2IInputError(f"preprocessing mean/std must be 3 numbers each (std > 0), got {self.mean}, {self.std}")
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        """``image`` (3, H, W) → (3, *size): :func:`prepare_image`, then :meth:`normalize`."""
+        return self.normalize(prepare_image(image, self.size, self.resize, self.center_crop))
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x - mean) / std`` per channel of a (3, H, W) image or (N, 3, H, W) batch in float32
+        (``x`` itself without ``mean``/``std``)."""
+        if self.mean is None:
+            return x
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=x.device).view(3, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32, device=x.device).view(3, 1, 1)
+        return (x - mean) / std
+
+
+def prepare_image(img: torch.Tensor, size: tuple[int, int], resize: str, center_crop: bool = False) -> torch.Tensor:
+    """One decoded (3, H, W) image brought to ``size``: the centre crop (if asked), then ``resize``.
+
+    Runs with one intra-op thread in every process (DataLoader workers have one): torch's
+    bilinear resize rounds differently with more threads, and features must not depend on where
+    or with how many workers an image was prepared. Every path that resizes network inputs
+    goes through here.
+    """
+    threads = torch.get_num_threads()
+    if threads != 1:
+        torch.set_num_threads(1)
+    try:
+        if center_crop:
+            img = center_crop_to_aspect(img, size)
+        return resize_batch(img[None], size, resize)[0]
+    finally:
+        if threads != 1:
+            torch.set_num_threads(threads)
+
+
+def center_crop_to_aspect(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The largest centred crop of a (C, H, W) image with the aspect ratio of ``size`` = (h, w)."""
+    _, h, w = img.shape
+    th, tw = size
+    if h * tw > w * th:  # too tall
+        new_h = max(1, round(w * th / tw))
+        top = (h - new_h) // 2
+        return img[:, top:top + new_h, :]
+    new_w = max(1, round(h * tw / th))
+    left = (w - new_w) // 2
+    return img[:, :, left:left + new_w]
