@@ -171,3 +171,29 @@ def test_2afc_and_rating_from_folders(tmp_path, photo_folders):
 def test_bad_scales_are_refused(text, labels, match):
     with pytest.raises(I2IInputError, match=match):
         Scale.parse(text, labels=labels)
+
+
+def test_cli_make_refuses_bad_options_and_serve_refuses_other_interfaces_without_token(tmp_path, capsys):
+    from pytest_i2i.cli import main
+
+    assert main(["judge", "make", "perturb", str(tmp_path / "t"), "--n-images", "1", "--size", "32",
+                 "--ops", "jpeg,gaussian_noise", "--seed", "1"]) == 0
+    assert "2afc, 2 items (2 gold, 0 repeated)" in capsys.readouterr().out
+    assert main(["judge", "make", "perturb", str(tmp_path / "u"), "--ops", "sharpen"]) == 2
+    assert "unknown operation 'sharpen'" in capsys.readouterr().err
+    assert main(["judge", "make", "rating", str(tmp_path / "v"), "--images", str(tmp_path), "--scale", "5"]) == 2
+    assert "MIN:MAX" in capsys.readouterr().err
+    assert main(["judge", "serve", str(tmp_path / "t"), "--out", str(tmp_path / "o"), "--host", "0.0.0.0"]) == 2
+    assert "needs a token" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_the_page_assets_are_package_data():
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
+        "pytest_i2i.judge"]
+    assets = sorted(p.name for p in (root / "pytest_i2i" / "judge" / "static").iterdir())
+    assert assets and all(any(fnmatch.fnmatch(f"static/{a}", g) for g in globs) for a in assets), (assets, globs)

@@ -79,8 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--raters", default=None, help="comma-separated rater names allowed (default: any name)")
     s.add_argument("--synthetic", action="store_true",
                    help="label the judgments synthetic (scripted raters, tests, demos), never for people's answers")
-    s.add_argument("--metrics", default=",".join(_default_metrics()),
-                   help="metrics of the live ranking, computed on the images (default: %(default)s)")
+    s.add_argument("--metrics", default=None,
+                   help="comma-separated metrics of the live ranking, computed on the images (default: the "
+                        "registry's weight-free paired metrics)")
     s.add_argument("--resamples", type=int, default=1000, help="bootstrap draws of the ranking's CIs")
     s.add_argument("--verbose", action="store_true", help="log every request to stderr")
     s.set_defaults(run=_serve)
@@ -88,16 +89,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     st = jsub.add_parser("status", help="per-rater counts, gold agreement, self-consistency, alpha, ranking")
     st.add_argument("out", metavar="DIR", help="the output folder of i2i judge serve")
     st.add_argument("--ranking", action="store_true", help="also compute the metric ranking (needs the images)")
-    st.add_argument("--metrics", default=",".join(_default_metrics()))
+    st.add_argument("--metrics", default=None, help="as for serve")
     st.add_argument("--resamples", type=int, default=1000)
     st.add_argument("--json", action="store_true", help="print the status as JSON")
     st.set_defaults(run=_status)
-
-
-def _default_metrics() -> tuple[str, ...]:
-    from pytest_i2i.judge.status import DEFAULT_METRICS
-
-    return DEFAULT_METRICS
 
 
 def _split(text: str | None) -> list[str]:
@@ -162,7 +157,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         srv = JudgeServer(args.tasks, args.out, host=args.host, port=args.port, token=token,
                           raters=_split(args.raters) or None, synthetic=args.synthetic,
-                          metrics=_split(args.metrics), n_resamples=args.resamples, verbose=args.verbose)
+                          metrics=_split(args.metrics) or None, n_resamples=args.resamples, verbose=args.verbose)
     except OSError as e:
         raise I2IInputError(f"cannot listen on {args.host}:{args.port} ({e.strerror or e}); try another --port") from None
     for w in srv.store.warnings:
@@ -186,7 +181,7 @@ def _status(args: argparse.Namespace) -> int:
     tasks, judgments, warnings = read_study(args.out)
     ranking = None
     if args.ranking:
-        ranking = MetricRanking(args.out, tasks, _split(args.metrics), n_resamples=args.resamples).compute()
+        ranking = MetricRanking(args.out, tasks, _split(args.metrics) or None, n_resamples=args.resamples).compute()
     status = study_status(tasks, judgments, ranking=ranking)
     status["warnings"] = warnings
     if args.json:
@@ -213,7 +208,7 @@ def _status_text(s: dict[str, Any]) -> str:
         lines.append(f"{name:<20} {str(r['n']) + '/' + str(r['total']):>10} {gold:>16} {cons:>17} {left:>6}")
     a = s["agreement"]
     alpha = ", ".join(f"{k} {_f(v)}" for k, v in a["krippendorff_alpha"].items() if not k.endswith("reason"))
-    lines += ["", f"Krippendorff's alpha ({a['n_raters']} raters, {a['n_tasks']} tasks): {alpha}"
+    lines += ["", f"Krippendorff's alpha ({a['n_raters']} rater(s), {a['n_tasks']} task(s)): {alpha}"
               + (f" ({a['krippendorff_alpha']['reason']})" if a["krippendorff_alpha"].get("reason") else "")]
     if "rater_agreement" in a:
         ra = a["rater_agreement"]
@@ -229,6 +224,8 @@ def _status_text(s: dict[str, Any]) -> str:
             lines.append(f"  none: {rk.get('reason', 'no metric has a value yet')}")
         for u in rk.get("undefined", []):
             lines.append(f"  {u['metric']}: {u['reason']}")
+        for k in rk.get("skipped", []):
+            lines.append(f"  {k['metric']} skipped: {k['reason']}")
     for w in s.get("warnings", []):
         lines.append(f"warning: {w}")
     return "\n".join(lines)

@@ -27,7 +27,6 @@ import socket
 import sys
 import threading
 from collections.abc import Sequence
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
@@ -35,7 +34,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from pytest_i2i.errors import I2IInputError
-from pytest_i2i.judge.status import DEFAULT_METRICS, MetricRanking, study_status
+from pytest_i2i.judge.status import MetricRanking, study_status
 from pytest_i2i.judge.store import AlreadyJudged, JudgmentStore
 from pytest_i2i.judge.tasks import ROLES, Slot, TaskSet, check_name, load_tasks
 
@@ -87,7 +86,8 @@ class JudgeServer:
         token: a shared secret every request must carry (required off loopback).
         raters: if given, only these rater names may judge.
         synthetic: label the collected judgments synthetic (scripted raters, tests, demos).
-        metrics: metrics computed on the study's images for the live ranking.
+        metrics: metrics computed on the study's images for the live ranking (default:
+            :func:`~pytest_i2i.judge.status.default_metrics`).
 
     Example:
         >>> srv = JudgeServer("tasks/", "out/")        # doctest: +SKIP
@@ -96,7 +96,7 @@ class JudgeServer:
 
     def __init__(self, tasks: str | os.PathLike | TaskSet, out: str | os.PathLike, *, host: str = "127.0.0.1",
                  port: int = 8765, token: str | None = None, raters: Sequence[str] | None = None,
-                 synthetic: bool = False, metrics: Sequence[str] = DEFAULT_METRICS, n_resamples: int = 1000,
+                 synthetic: bool = False, metrics: Sequence[str] | None = None, n_resamples: int = 1000,
                  weights: str | None = None, verbose: bool = False):
         if token is not None and (not isinstance(token, str) or len(token) < 8 or not token.isprintable()
                                   or any(c in token for c in " ;,\"'\\")):

@@ -27,8 +27,16 @@ from pytest_i2i.errors import I2IError
 from pytest_i2i.judge.records import Judgment, parse_item
 from pytest_i2i.judge.tasks import ROLES, TaskSet
 
-DEFAULT_METRICS = ("l1", "psnr", "ssim", "ciede2000")
 UNSURE = ("cant_tell", "tie", "both_bad")
+
+
+def default_metrics() -> list[str]:
+    """The live ranking's metrics: the registry's weight-free paired metrics that the correlation engine
+    computes on images (no weights file needed, so the ranking works on any machine)."""
+    from pytest_i2i.metrics.registry import list_metrics
+    from pytest_i2i.validation.correlate import COMPUTABLE
+
+    return [m for m in list_metrics(kind="paired", needs_weights=False) if m in COMPUTABLE]
 
 
 def _credit(x: float, y: float) -> float:
@@ -117,13 +125,14 @@ class MetricRanking:
     """Which metric agrees with the raters so far: metric values are computed once per task on the
     folder's images, then joined to every judgment of that task and handed to the correlation engine."""
 
-    def __init__(self, out: str | Path, tasks: TaskSet, metrics: Sequence[str] = DEFAULT_METRICS, *,
+    def __init__(self, out: str | Path, tasks: TaskSet, metrics: Sequence[str] | None = None, *,
                  n_resamples: int = 1000, seed: int = 0, weights: str | None = None,
                  locked: Callable[[Callable[[], Any]], Any] | None = None):
         """``locked(fn)`` runs ``fn`` while no judgment is being written (a server passes its store's lock)."""
         from pytest_i2i.errors import I2IInputError
         from pytest_i2i.validation.correlate import COMPUTABLE
 
+        metrics = default_metrics() if metrics is None else list(metrics)
         unknown = [m for m in metrics if m not in COMPUTABLE]
         if unknown:
             raise I2IInputError(f"metrics {unknown} cannot be computed on a study's images; computable: "

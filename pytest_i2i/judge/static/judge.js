@@ -2,7 +2,7 @@
 "use strict";
 (() => {
   const $ = (id) => document.getElementById(id);
-  const state = { study: null, rater: null, slot: null, busy: true, shownAt: 0, values: [] };
+  const state = { study: null, rater: null, slot: null, busy: true, shownAt: 0, values: [], panels: 1, context: false };
   const LABELS = { left: "Left", right: "Right", cant_tell: "Can't tell", tie: "About the same", both_bad: "Both bad" };
   const HINTS = { left: "←", right: "→", cant_tell: "↓", tie: "↓", both_bad: "B" };
   const KEYS = {
@@ -133,9 +133,10 @@
     const w = window.innerWidth;
     const h = window.innerHeight;
     let size;
-    if (state.study.kind === "2afc") size = Math.min(440, (w - 140) / 3, h - 290);
-    else if (state.study.kind === "pairwise") size = Math.min(520, (w - 160) / 2.5, h - 300);
-    else size = Math.min(560, (w - 120) / 2, h - 300);
+    const kind = state.study.kind;
+    if (kind === "2afc") size = Math.min(440, (w - 140) / 3, h - 290);
+    else if (kind === "pairwise") size = Math.min(520, (w - 160) / (state.context ? 2.5 : 2), h - 300);
+    else size = Math.min(560, (w - 60) / state.panels - 40, h - 300);
     document.documentElement.style.setProperty("--img-size", Math.max(120, Math.floor(size)) + "px");
   }
 
@@ -174,6 +175,9 @@
       if (im.reference) add(stage, panel(im.reference, "Reference", "context"));
       add(stage, panel(im.image, "Rate this image", "rated"));
     }
+    state.panels = imgs.length;
+    state.context = Boolean(im.input || im.reference);
+    sizeImages();
     await Promise.all(imgs.map((i) => i.decode().catch(() => null)));
     const broken = imgs.filter((i) => !i.naturalWidth);
     $("stage").replaceWith(stage);
