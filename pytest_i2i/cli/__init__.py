@@ -9,6 +9,7 @@
     i2i cache info|clear         show or empty the on-disk feature/output cache (--cache-dir)
     i2i validate PATH... --out D correlate metrics with human judgments (table, plots, JSON)
     i2i sensitivity --out D      detection AUROC of controlled local edits vs nuisances, per metric
+    i2i judge make|serve|status  collect your own human judgments on a local judging page
 
 Exit status: 0 success, 1 a metric failed, 2 bad input or usage (message on stderr).
 """
@@ -20,7 +21,8 @@ import importlib
 import sys
 
 # Subcommand modules, in the order ``i2i --help`` lists them.
-SUBCOMMANDS = ("score", "samples", "stats", "generate", "metrics", "backbones", "validate", "sensitivity", "cache")
+SUBCOMMANDS = ("score", "samples", "stats", "generate", "metrics", "backbones", "validate", "sensitivity", "cache",
+               "judge")
 
 
 def build_parser() -> argparse.ArgumentParser:
