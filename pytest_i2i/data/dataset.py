@@ -213,7 +213,7 @@ class I2IDataset(Sequence[Sample]):
         return sub
 
     def _describe(self) -> str:
-        texts = [name for name in TEXT_FIELDS if self._texts(name) is not None]
+        texts = [name for name in TEXT_FIELDS if self.texts(name) is not None]
         has_targets = self._samples[0].target is not None
         return (
             f"{len(self)} samples from {self.source}; targets: {'yes' if has_targets else 'no'}; "

@@ -141,7 +141,7 @@ class DiffusersEditor:
                             f"generated at the rounded-down size and resized back (e.g. {h}x{w} -> "
                             f"{rounded[0]}x{rounded[1]} -> {h}x{w}); set height/width to choose the size")
             generator = torch.Generator("cpu").manual_seed(int(seeds[i]))
-            result = self.pipeline(prompt=[texts[i]], image=image.to(self.device), generator=[generator],
+            result = self.pipeline(prompt=texts[i], image=image.to(self.device), generator=[generator],
                                    output_type="pt", return_dict=True, **self.call_options)
             out = result.images
             if not isinstance(out, torch.Tensor):
@@ -199,7 +199,8 @@ def load_pipeline_generator(
             raise UnknownNameError(f"{class_name} generation option", key, valid)
     call_options = {k: coerce_value(v, call_types[k], f"generator option {k}") for k, v in options.items()
                     if k in call_types}
-    load_kwargs: dict[str, Any] = {"use_safetensors": not trust, "local_files_only": True}
+    # trust: safetensors where a component has them, pickle weights elsewhere (diffusers' own fallback)
+    load_kwargs: dict[str, Any] = {"use_safetensors": None if trust else True, "local_files_only": True}
     if variant is not None:
         load_kwargs["variant"] = variant
     if "torch_dtype" in options:

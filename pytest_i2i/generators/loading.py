@@ -126,7 +126,7 @@ def load_generator(
             _no_kwargs(kwargs, text)
             model, kind, trusted, notes = _from_torchscript(path), "torchscript", False, []
         else:
-            model, arch_spec, kwargs, trusted, notes = _from_checkpoint(path, arch_spec, kwargs, trust)
+            model, arch_spec, kwargs, trusted, notes = _from_checkpoint(path, arch_spec, kwargs, trust, mode)
             kind = "state_dict" if arch_spec is not None else "pickle"
     in_range, out_range = _ranges(model, arch_spec, input_range, output_range, text, notes)
     return Generator(
@@ -215,7 +215,7 @@ def _from_torchscript(path: Path) -> nn.Module:
 
 
 def _from_checkpoint(
-    path: Path, arch: GeneratorArch | None, kwargs: dict, trust: bool
+    path: Path, arch: GeneratorArch | None, kwargs: dict, trust: bool, mode: str = "eval"
 ) -> tuple[nn.Module | Any, GeneratorArch | None, dict, bool, list[str]]:
     """(model, architecture used or None for a pickled module, architecture options used, trusted,
     notes) from a checkpoint file."""
@@ -234,6 +234,11 @@ def _from_checkpoint(
     if arch is None:
         name, detected = match_arch(state, source=str(path))
         arch = get_generator_arch(name)
+        said = {"use_dropout", "no_dropout"} & {*detected, *kwargs}
+        if mode == "train" and "use_dropout" in arch.options and not said:
+            notes.append(f"{path}: whether {arch.name} uses dropout cannot be read from its keys; train mode "
+                         "assumes the preset's default (see its description); pass --i2i-arch-option "
+                         "use_dropout=true|false to say")
     options = {**arch.typed_options(detected), **arch.typed_options(kwargs)}
     try:
         model = arch.build(**options)

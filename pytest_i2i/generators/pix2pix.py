@@ -350,16 +350,17 @@ def preset_for(layout: Layout) -> str:
 
 
 def detect_preset(name: str, state_dict: Mapping) -> dict[str, Any] | bool:
-    """The registry's ``detect`` of preset ``name``: the options in which the checkpoint's layout
-    differs from the preset's defaults when the layout is reported under ``name``, else False."""
+    """The registry's ``detect`` of preset ``name`` (False unless the checkpoint's layout is
+    reported under ``name``): the options in which the layout differs from the preset's defaults,
+    and ``use_dropout`` whenever the keys tell it (ResNets; U-Nets keep the preset's default)."""
     found = read_layout(state_dict)
     if found is None or preset_for(found[0]) != name:
         return False
     layout, dropout_known = found
     defaults = asdict(preset_layout(name))
-    options = {k: v for k, v in asdict(layout).items() if v != defaults[k]}
+    options = {k: v for k, v in asdict(layout).items() if v != defaults[k] or k == "use_dropout"}
     if not dropout_known:
-        options.pop("use_dropout", None)
+        options.pop("use_dropout")
     return options or True
 
 

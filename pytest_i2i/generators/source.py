@@ -200,7 +200,7 @@ def _download(body: str, trust: bool, variant: str | None, revision: str | None,
                                      f"({e}); install them with {DIFFUSERS_EXTRA}") from None
     try:
         return str(DiffusionPipeline.download(
-            body, use_safetensors=False if trust else True, variant=variant, revision=revision,
+            body, use_safetensors=None if trust else True, variant=variant, revision=revision,
             local_files_only=local_only, **{c: None for c in SKIPPED_COMPONENTS}))
     except Exception as e:  # noqa: BLE001 - hub errors come in many types
         where = ("the Hugging Face cache (offline: HF_HUB_OFFLINE / I2I_OFFLINE is set)" if local_only
