@@ -335,7 +335,8 @@ def test_bad_generator_options_are_usage_errors(pytester, args, message):
     result.stderr.fnmatch_lines([message])
 
 
-def test_plugin_runs_a_cyclegan_batch_norm_generator_in_train_mode(pytester, tmp_path):
+def test_plugin_runs_a_cyclegan_batch_norm_generator_in_train_mode(pytester, tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a tiny model: extra threads only contend on a shared CPU
     ref = seeded_reference("resnet_6blocks", "batch", True, 4)  # CycleGAN --norm batch --no_dropout
     path = tmp_path / "latest_net_G.pth"
     torch.save(ref.state_dict(), path)

@@ -129,9 +129,9 @@ class DiffusersEditor:
             else:
                 wanted = (h, w)
                 rounded = (h // self.scale * self.scale, w // self.scale * self.scale)
-                if min(rounded) == 0:
-                    raise I2IInputError(f"generator {self.source}: an input of {h}x{w} pixels is smaller than the "
-                                        f"pipeline's scale factor {self.scale}")
+                if min(rounded) == 0:  # that sample's failure (generate() records it), not a usage error
+                    raise ValueError(f"an input of {h}x{w} pixels is smaller than the pipeline's scale factor "
+                                     f"{self.scale}")
                 if rounded != (h, w):
                     image = resize_batch(image.cpu(), rounded, "clean")
                     if not self._noted_resize:

@@ -9,9 +9,9 @@ checkpoint's keys by each registered architecture's ``detect`` function.
 ...                                       detect=lambda sd: "down1.conv.weight" in sd))  # doctest: +SKIP
 
 The built-in architectures (pix2pix / CycleGAN) are entries of :mod:`pytest_i2i.generators.builtin`,
-registered when :mod:`pytest_i2i.generators` is imported, with lazy ``"module:function"``
-references (:class:`LazyCall`): this module imports none of the modules it registers, and no torch
-(the plugin imports it in every run).
+registered when the package :mod:`pytest_i2i.generators` is imported (which any import of this
+module does first), with lazy ``"module:function"`` references (:class:`LazyCall`): this module
+imports none of its registrants, and no torch (the plugin imports it in every run).
 """
 
 from __future__ import annotations
@@ -130,15 +130,8 @@ def unregister_generator_arch(name: str) -> None:
     _ARCHS.pop(name, None)
 
 
-def _ensure_builtins() -> None:
-    # The package's __init__ imports the table of built-ins; importing it here covers a direct
-    # import of this module. The table is standard library only and imports no architecture.
-    importlib.import_module("pytest_i2i.generators.builtin")
-
-
 def list_generator_archs() -> list[str]:
     """Sorted names of the registered generator architectures."""
-    _ensure_builtins()
     return sorted(_ARCHS)
 
 
@@ -148,7 +141,6 @@ def get_generator_arch(name: str) -> GeneratorArch:
     Raises:
         UnknownNameError: ``name`` is not registered (the message lists the registered names).
     """
-    _ensure_builtins()
     try:
         return _ARCHS[name]
     except KeyError:
@@ -165,7 +157,6 @@ def match_arch(state_dict: Mapping, *, source: str = "the checkpoint") -> tuple[
         I2IInputError: no architecture or several match; the message names ``source`` and lists
             the candidates to pass as ``arch=`` / ``--i2i-arch``.
     """
-    _ensure_builtins()
     matches: dict[str, dict[str, Any]] = {}
     for name in sorted(_ARCHS):
         detect = _ARCHS[name].detect

@@ -165,8 +165,9 @@ class Generator:
             args = (x, texts)
         elif texts is None and self.requires_texts:
             raise I2IInputError(
-                f"generator {self.source} takes instruction texts (its forward has a required second argument); "
-                "pass texts="
+                f"generator {self.source} takes instruction texts (its forward has a required second argument), "
+                f"from the dataset's {self.text_field!r} column, which is missing; pass texts=, or choose another "
+                "column with the generator option prompt_field"
             )
         elif texts is not None and not self._warned_texts_dropped:
             self._warned_texts_dropped = True

@@ -205,8 +205,8 @@ def _download(body: str, trust: bool, variant: str | None, revision: str | None,
     except Exception as e:  # noqa: BLE001 - hub errors come in many types
         where = ("the Hugging Face cache (offline: HF_HUB_OFFLINE / I2I_OFFLINE is set)" if local_only
                  else "the Hugging Face hub or its cache")
-        raise I2IInputError(f"diffusers pipeline {body!r}: not found in {where}: {type(e).__name__}: "
-                            f"{str(e).splitlines()[0][:300] if str(e) else ''}") from None
+        raise I2IInputError(f"diffusers pipeline {body!r}: no local folder of that name, and not found in {where}: "
+                            f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}") from None
 
 
 def resolve_pipeline_folder(body: str, *, trust: bool = False, variant: str | None = None,
