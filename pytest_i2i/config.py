@@ -212,7 +212,8 @@ def _validate(o: I2IOptions) -> None:
         if getattr(o, attr) and not o.model:
             raise pytest.UsageError(f"--i2i-{attr.replace('_', '-')} needs --i2i-model: it configures that generator")
     if o.generator_mode not in MODES:
-        raise pytest.UsageError(f"--i2i-generator-mode: {o.generator_mode!r} is not one of {', '.join(MODES)}")
+        raise pytest.UsageError(f"--i2i-generator-mode (from {o.sources.get('generator_mode')}): "
+                                f"{o.generator_mode!r} is not one of {', '.join(MODES)}")
     for attr in ("model", "baseline"):
         value = getattr(o, attr)
         if not value:
