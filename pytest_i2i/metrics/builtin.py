@@ -78,7 +78,7 @@ BUILTIN_METRICS: tuple[MetricSpec, ...] = (
                reference="1 - cosine of timm patch tokens, computed directly in the test"),
     # -- text ----------------------------------------------------------------------------------------
     MetricSpec("clip_text", f"{_CLIP}:clip_text", "text-image", ("outputs", "target_captions"), True,
-               backbone="clip-vit-b-32", needs_weights=True, aliases=("clipscore", "clip_score", "clip-t"),
+               backbone="clip-vit-b-32", needs_weights=True, aliases=("clipscore", "clip_score", "clip-t", "clipscore_vitb32"),
                description="CLIPScore of each output and its target caption",
                reference="torchmetrics CLIPScore (torchmetrics_scale=True)"),
     MetricSpec("clip_direction", f"{_CLIP}:clip_direction", "edit-direction",
