@@ -189,7 +189,8 @@ def spearman_rows(x: Any, y: Any, weights: Any = None) -> np.ndarray:
     if np.ndim(x) == 1 and np.ndim(y) == 1 and weights is not None and np.ndim(weights) == 2:
         return _fixed_pair(x, y, np.asarray(weights, dtype=np.float64), ranks=True)  # bootstrap counts
     X, Y = _rows(x), _rows(y)
-    W = _weights(weights, X.shape)
+    shape = np.broadcast_shapes(X.shape, Y.shape, np.shape(weights) if weights is not None else X.shape)
+    W = _weights(weights, shape)
     on = W > 0
     X, Y = np.where(on, X, 0.0), np.where(on, Y, 0.0)
     r = pearson_rows(rank_rows(X, W), rank_rows(Y, W), W)
@@ -624,7 +625,7 @@ def within_model(
     confidence: float = 0.95,
     n_resamples: int = 1000,
     seed: int = 0,
-    resample_raters: bool = True,
+    resample_raters: bool = False,
 ) -> dict[str, Any]:
     """Per-model (within-generator) correlations of several metrics, aggregated across models.
 

@@ -81,8 +81,9 @@ def reduce_score(raw: Any, where: str) -> float:
 
 
 def _assemble(name: str, per_model: dict[str, dict[str, dict[str, Any]]], missing: list[str], source: str,
-              binding: str | None, files: dict[str, str]) -> MetricScores:
-    """MetricScores from ``{model: {criterion: {uid: raw score}}}``; ``missing`` lists absent files."""
+              binding: str | None, files: dict[str, str], where_file) -> MetricScores:
+    """MetricScores from ``{model: {criterion: {uid: raw score}}}``; ``missing`` lists absent files;
+    ``where_file(model, criterion)`` names the file a score came from (for errors)."""
     by: dict[str, dict[tuple[str, str], float]] = {c: {} for c in (*CRITERIA, OVERALL)}
     raw: dict[str, dict[tuple[str, str], Any]] = {c: {} for c in CRITERIA}
     warnings = [f"{m}: no score file (not scored by this judge)" for m in missing]
@@ -98,9 +99,8 @@ def _assemble(name: str, per_model: dict[str, dict[str, dict[str, Any]]], missin
                 warnings.append(f"{model}: {len(extra)} uid(s) have {criterion} but no {other} score and are left "
                                 f"out (as VIEScore does), e.g. {extra[:3]}")
         for uid in common:
-            where = f"{files.get(model, model)}: uid {uid!r}"
-            s = reduce_score(sc[uid], f"{where}, SC")
-            p = reduce_score(pq[uid], f"{where}, PQ")
+            s = reduce_score(sc[uid], f"{where_file(model, 'SC')}: uid {uid!r}, SC")
+            p = reduce_score(pq[uid], f"{where_file(model, 'PQ')}: uid {uid!r}, PQ")
             unit = (uid, model)
             by["SC"][unit], by["PQ"][unit], by[OVERALL][unit] = s, p, math.sqrt(s * p)
             raw["SC"][unit], raw["PQ"][unit] = sc[uid], pq[uid]
@@ -141,7 +141,8 @@ def load_judge(folder: str | Path, *, name: str | None = None, binding: str | No
                     raise JudgmentError(f"{path}: uid {uid!r} has no 'score'")
                 scores[uid] = entry["score"]
             per_model[mdir.name][criterion] = scores
-    ms = _assemble(name or judge_name(root), per_model, missing, str(root), binding, files)
+    ms = _assemble(name or judge_name(root), per_model, missing, str(root), binding, files,
+                   lambda model, criterion: root / model / f"{criterion}.json")
     ms.source += f" ({len(models)} model folders)"
     return ms
 
@@ -184,7 +185,8 @@ def load_judge_table(path: str | Path, *, name: str, binding: str | None = None)
     except csv.Error as e:
         raise JudgmentError(f"{p}, line {reader.line_num}: malformed TSV ({e})") from None
     missing = [f"{m}/{c}" for m, crits in per_model.items() for c in CRITERIA if c not in crits]
-    return _assemble(name, per_model, missing, str(p), binding, {m: str(p) for m in per_model})
+    return _assemble(name, per_model, missing, str(p), binding, {m: str(p) for m in per_model},
+                     lambda model, criterion: f"{p}, column {model}:{criterion}")
 
 
 def write_judge_table(folder: Path) -> bytes:
