@@ -35,8 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--convention", choices=list(CONVENTIONS), default="default",
                    help="headline aggregate of the within-generator correlations: default (Fisher-z mean, weighted "
                         "by n-3) or viescore (VIEScore's published tanh-mean); both are always in the report")
-    s.add_argument("--methods", default=",".join(METHODS),
-                   help="correlations at item and system level (default %(default)s)")
+    s.add_argument("--methods", default=None,
+                   help=f"correlations at item and system level, from {','.join(METHODS)} (default: all; "
+                        "spearman,pearson with --builtin alone)")
     s.add_argument("--metrics", default="",
                    help=f"comma-separated project metrics computed on the sets' images, from {_computable()} "
                         "(default: none: precomputed scores only)")
@@ -75,9 +76,9 @@ def _validate(args: argparse.Namespace) -> int:
         raise I2IInputError(f"--resamples {args.resamples}: use at least 100 draws")
     if not 0 < args.confidence < 1:
         raise I2IInputError(f"--confidence {args.confidence}: must be in (0, 1)")
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = [m.strip() for m in (args.methods or "").split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]
-    if bad or not methods:
+    if bad or (args.methods is not None and not methods):
         raise I2IInputError(f"--methods {args.methods!r}: choose from {', '.join(METHODS)}")
     builtin = [b.strip() for b in args.builtin.split(",") if b.strip()] if args.builtin else []
     if not args.paths and not builtin:
@@ -86,7 +87,7 @@ def _validate(args: argparse.Namespace) -> int:
     report = validate(args.paths, args.out, builtin=builtin, tasks=args.task, metrics=metrics, weights=args.weights,
                       directions=directions, device=args.device, n_resamples=args.resamples,
                       confidence=args.confidence, seed=args.seed, allow_outside_root=args.allow_outside_root,
-                      convention=args.convention, methods=methods, resample_raters=args.resample_raters,
+                      convention=args.convention, methods=methods or None, resample_raters=args.resample_raters,
                       plots=args.plots or ("summary" if builtin else "all"), vote_margin=args.vote_margin,
                       command="i2i validate " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if
                       len(sys.argv) > 2 else None)

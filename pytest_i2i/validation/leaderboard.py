@@ -42,10 +42,22 @@ def _cell(agg: dict[str, Any], convention: str, n_models: int | None) -> dict[st
             "fisher_z": (agg.get("fisher_z") or {}).get("value"), "viescore": (agg.get("viescore") or {}).get("value")}
 
 
-def leaderboard(report: dict[str, Any], *, method: str = METHOD) -> dict[str, Any]:
-    """The metric × (set, criterion) table of within-generator correlations (see the module docstring)."""
-    convention = report["settings"]["convention"]
+def leaderboards(report: dict[str, Any], *, method: str = METHOD) -> list[dict[str, Any]]:
+    """One :func:`leaderboard` per group of sets rated on the same criteria (e.g. ImagenHub's 7 tasks
+    with SC / PQ / overall, TIFA with faithfulness), largest group first."""
+    groups: dict[tuple[str, ...], list[str]] = {}
     sets = _sets_with_model_level(report)
+    for js in report["judgment_sets"]:
+        if js["name"] in sets:
+            groups.setdefault(tuple(js.get("criteria", [])), []).append(js["name"])
+    return [leaderboard(report, method=method, sets=g) for g in sorted(groups.values(), key=len, reverse=True)]
+
+
+def leaderboard(report: dict[str, Any], *, method: str = METHOD, sets: list[str] | None = None) -> dict[str, Any]:
+    """The metric × (set, criterion) table of within-generator correlations (see the module docstring)
+    over ``sets`` (default: every set with a within-generator level); metrics without a cell are left out."""
+    convention = report["settings"]["convention"]
+    sets = [s for s in _sets_with_model_level(report) if sets is None or s in sets]
     criteria: list[str] = []
     for js in report["judgment_sets"]:
         if js["name"] in sets:
@@ -87,7 +99,12 @@ def leaderboard(report: dict[str, Any], *, method: str = METHOD) -> dict[str, An
             out["ci"] = out.get("fisher_z_ci") if how == "fisher_z" else None
             row["all"][crit] = out
     ordered = ([rows[HUMAN]] if HUMAN in rows else []) + [rows[m] for m in order]
-    return {"convention": convention, "method": method, "sets": sets, "criteria": criteria, "rows": ordered}
+    for row in ordered:
+        for a in row["all"].values():
+            a.pop("_stats", None)
+    board = {"convention": convention, "method": method, "sets": sets, "criteria": criteria, "rows": ordered}
+    board["differences"] = _differences(report, board, draws, method)
+    return board
 
 
 def _pooled(report: dict[str, Any], metric: str, crit: str, sets: list[str], draws: dict, method: str
@@ -126,12 +143,40 @@ def _pooled(report: dict[str, Any], metric: str, crit: str, sets: list[str], dra
         return {"fisher_z": None, "fisher_z_ci": None, "n_models": len(rs),
                 "reason": "a model's correlation is undefined or it has 3 or fewer items"}
     value = C.fisher_z_mean(rs, np.asarray(ns, dtype=np.float64) - 3.0)
-    ci = None
+    ci, stats = None, None
     if boot_r and len(boot_r) == contributing:
         stats = C._aggregate_rows(np.concatenate(boot_r, axis=1), np.concatenate(boot_n, axis=1), "fisher_z")
         est = C._bootstrap_estimate(value, stats, len(rs), stats.size, report["settings"]["confidence"])
         ci = list(est.ci) if est.ci else None
-    return {"fisher_z": value, "fisher_z_ci": ci, "n_models": len(rs)}
+    return {"fisher_z": value, "fisher_z_ci": ci, "n_models": len(rs), "_stats": stats}
+
+
+def _differences(report: dict[str, Any], board: dict[str, Any], draws: dict, method: str) -> list[dict[str, Any]]:
+    """Paired differences of the pooled Fisher-z means of every two rows on the sets both cover (the
+    sets' draws are shared by every metric of a set, so the difference is paired draw by draw)."""
+    out = []
+    rows = board["rows"]
+    for crit in board["criteria"]:
+        for i, a in enumerate(rows):
+            for b in rows[i + 1:]:
+                common = [s for s in board["sets"] if (a["cells"].get(s, {}).get(crit) or {}).get("value") is not None
+                          and (b["cells"].get(s, {}).get(crit) or {}).get("value") is not None]
+                if not common:
+                    continue
+                pa = _pooled(report, a["metric"], crit, common, draws, method)
+                pb = _pooled(report, b["metric"], crit, common, draws, method)
+                row = {"criterion": crit, "a": a["metric"], "b": b["metric"], "sets": common, "aggregate": "fisher_z"}
+                if pa["fisher_z"] is None or pb["fisher_z"] is None:
+                    out.append({**row, "value": None, "ci": None, "p_value": None, "reason": "an aggregate is undefined"})
+                    continue
+                delta = pa["fisher_z"] - pb["fisher_z"]
+                if pa["_stats"] is None or pb["_stats"] is None:
+                    out.append({**row, "value": delta, "ci": None, "p_value": None, "reason": "no bootstrap draws"})
+                    continue
+                d = C._difference(delta, pa["_stats"] - pb["_stats"], len(common), pa["_stats"].size,
+                                  report["settings"]["confidence"])
+                out.append({**row, **d})
+    return out
 
 
 # -- the plot ---------------------------------------------------------------------------------------
@@ -230,8 +275,8 @@ def reproduce(report: dict[str, Any], published: dict[str, Any], *, tolerance: f
     report has no such cell, e.g. a task not run), ``difference``, ``within`` (|difference| ≤
     ``tolerance``), and the row's ``deviation`` note where the bundle documents one.
     """
-    board = leaderboard(report, method=METHOD)
     tasks = {f"ImagenHub_{p['task']}" for p in published.get("row", []) if p["task"] != "all"}
+    board = leaderboard(report, method=METHOD, sets=sorted(tasks))
     out = []
     for p in published.get("row", []):
         for crit in ("SC", "PQ", "overall"):

@@ -64,7 +64,8 @@ def validate(
         weights: backbone weights for backbone metrics (``"random"``: uncalibrated, labelled so).
         directions: ``{metric: higher_is_better}`` for precomputed metrics of unknown direction.
         convention: ``"default"`` or ``"viescore"``: the headline aggregate of within-model correlations.
-        methods: correlations at item / system level (default all three; the model level computes all).
+        methods: correlations at item / system level (default all three, Spearman and Pearson for built-in
+            sets alone: Kendall's bootstrap is the slow one); the model level computes all three.
         plots: ``"all"`` (scatter plots per row and the leaderboard), ``"summary"`` (the leaderboard only)
             or ``"none"``.
 
@@ -105,7 +106,9 @@ def validate(
         raise I2IInputError("no metric to correlate: give precomputed scores or --metrics computable on the "
                             "sets' images" + ("; skipped: " + "; ".join(f"{s['metric']}: {s['reason']}"
                                                                          for s in skipped) if skipped else ""))
-    report = correlate(sets, metric_scores, methods=tuple(methods or METHODS), n_resamples=n_resamples,
+    if not methods:
+        methods = ("spearman", "pearson") if names and not paths else METHODS
+    report = correlate(sets, metric_scores, methods=tuple(methods), n_resamples=n_resamples,
                        confidence=confidence, seed=seed, convention=convention, resample_raters=resample_raters,
                        vote_margin=vote_margin)
     report["skipped"] = skipped
@@ -127,8 +130,7 @@ def add_published(report: dict[str, Any], builtin: Sequence[str]) -> None:
     from pytest_i2i.validation import leaderboard as L
     from pytest_i2i.validation.judgments import bundle
 
-    board = L.leaderboard(report)
-    report["leaderboard"] = board if board["sets"] else None
+    report["leaderboards"] = L.leaderboards(report)
     reproduction = {}
     for name in builtin:
         path = bundle.bundle_dir() / name / "published.toml"
@@ -235,14 +237,19 @@ def _num(v: float | None, digits: int = 3) -> str:
 
 
 def _leaderboard_md(report: dict[str, Any]) -> list[str]:
-    board = report.get("leaderboard")
-    if not board:
-        return []
+    lines: list[str] = []
+    for board in report.get("leaderboards") or []:
+        lines += _one_leaderboard_md(report, board)
+    return lines
+
+
+def _one_leaderboard_md(report: dict[str, Any], board: dict[str, Any]) -> list[str]:
     conv = board["convention"]
     pct = int(round(report["settings"]["confidence"] * 100))
     agg = ("Fisher-z mean over generators (weights n − 3)" if conv == "default"
            else "VIEScore's tanh(mean ρ) over generators")
-    lines = ["", "## Leaderboard: within-generator agreement with people", "",
+    lines = ["", "## Leaderboard: within-generator agreement with people"
+             + (f" ({', '.join(board['sets'])})" if len(board["sets"]) < 3 else ""), "",
              f"{board['method'].capitalize()} correlation of each metric with the mean of the raters inside each "
              f"generator's outputs, {agg}, {pct}% cluster-bootstrap interval over items. `human` = one rater "
              "against the mean of the other raters (the ceiling). `all` = "
@@ -261,6 +268,13 @@ def _leaderboard_md(report: dict[str, Any]) -> list[str]:
                                     and a.get("value") is not None else ""))
             label = row["metric"] + (f" ({row['registry_name']})" if row.get("registry_name") else "")
             lines.append("| " + " | ".join([label, *cells]) + " |")
+    diffs = [d for d in board.get("differences", []) if d.get("ci")]
+    if diffs:
+        lines += ["", "Paired differences of the pooled Fisher-z means on the sets both rows cover (same bootstrap "
+                  "draws; Δ = a − b):", "", "| criterion | a | b | sets | Δ | p |", "|---|---|---|---|---|---|"]
+        for d in diffs:
+            lines.append(f"| {d['criterion']} | {d['a']} | {d['b']} | {len(d['sets'])} | {_fmt(d)} | "
+                         f"{d['p_value']:.3f} |")
     return lines
 
 
@@ -475,11 +489,13 @@ def write_report(report: dict[str, Any], out: str | os.PathLike, *, plots: str =
         raise I2IInputError(f"--out {folder}: exists and is not a folder")
     folder.mkdir(parents=True, exist_ok=True)
     report["plots"] = _plots(report, folder / "plots") if plots == "all" else []
-    if plots != "none" and report.get("leaderboard"):
+    if plots != "none":
         from pytest_i2i.validation.leaderboard import plot
 
-        plot(report["leaderboard"], folder / LEADERBOARD_PLOT)
-        report["plots"].append(LEADERBOARD_PLOT)
+        for k, board in enumerate(report.get("leaderboards") or []):
+            name = LEADERBOARD_PLOT if k == 0 else f"leaderboard_{_slug(board['sets'][0])}.png"
+            plot(board, folder / name)
+            report["plots"].append(name)
     clean = _strip_points(report)
     check_finite(clean)
     write_text_atomic(folder / JSON_NAME, json.dumps(clean, indent=2, allow_nan=False))

@@ -28,6 +28,7 @@ from pytest_i2i.metrics.functional.bootstrap import bootstrap_mean_ci
 from pytest_i2i.validation.functional.correlation import (
     AGGREGATES,
     CORRELATIONS,
+    DEGENERATE,
     R_MAX,
     ROW_CORRELATIONS,
     WEIGHTED_METHODS,
@@ -224,7 +225,8 @@ def within_model_leave_one_out(
             defined = [v for v in loo["per_rater"] if v is not None]
             ok = len(defined) == len(loo["per_rater"]) and defined
             entry[method]["viescore"] = tanh_mean(defined) if ok else None
-            entry[method]["fisher_z"] = fisher_z_mean(defined) if ok else None
+            entry[method]["fisher_z"] = (fisher_z_mean(defined) if ok and max(abs(v) for v in defined) < DEGENERATE
+                                         else None)
             point[method][model] = entry[method]
             if method in per_rater_boot:
                 for i in range(h.shape[0]):
@@ -238,9 +240,10 @@ def within_model_leave_one_out(
         boot_ns.append(w.sum(axis=1))
         for method in boot:
             r = np.stack(per_rater_boot[method], axis=1)  # (B, raters)
+            rz = np.where(np.abs(np.where(np.isfinite(r), r, 0.0)) >= DEGENERATE, np.nan, r)
             boot[method].append({"viescore": np.tanh(_nanmean_rows(r)),
-                                 "fisher_z": np.tanh(_nanmean_rows(np.arctanh(np.clip(r, -R_MAX, R_MAX)))),
-                                 "partial": ~np.isfinite(r).all(axis=1)})
+                                 "fisher_z": np.tanh(_nanmean_rows(np.arctanh(np.clip(rz, -R_MAX, R_MAX)))),
+                                 "partial": ~np.isfinite(rz).all(axis=1)})
     nsa = np.array(ns, dtype=np.float64)
     for method in methods:
         aggregates[method] = {}
@@ -276,7 +279,9 @@ def within_model_leave_one_out(
                            | ~np.isfinite(per).all(axis=1)).sum())
             if partial:
                 est["bootstrap_note"] = (f"in {partial} of {n_resamples} draws a rater's correlation was undefined "
-                                         "(a rater constant on the drawn items) and was left out of that draw")
+                                         "(a rater constant on the drawn items)" + (" or ±1" if how == "fisher_z"
+                                                                                      else "")
+                                         + " and was left out of that draw")
             aggregates[method][how] = est
     return {"models": models, "per_model": out_models, "aggregate": aggregates,
             "_draws": {m: {"r": np.stack([b["fisher_z"] for b in boot[m]], axis=1), "n": np.stack(boot_ns, axis=1)}

@@ -42,6 +42,10 @@ from pytest_i2i.errors import I2IInputError
 MIN_PAIRS = 3
 #: largest |r| used in atanh (a correlation of exactly ±1 has an infinite z)
 R_MAX = 1.0 - 1e-12
+#: in a bootstrap draw, |r| at least this is degenerate for the Fisher-z mean (a stratum reduced to a
+#: few distinct values, e.g. a rater who scored almost every item 0): left out of that draw like an
+#: undefined r, instead of entering with atanh(r) ≈ 14
+DEGENERATE = 1.0 - 1e-9
 
 
 class UndefinedStatistic(I2IInputError):
@@ -398,7 +402,10 @@ def _draw_stats(method: str, x: np.ndarray, h: np.ndarray, items: np.ndarray, ra
 
 
 def _bootstrap_estimate(value: float, stats: np.ndarray, n: int, n_resamples: int, confidence: float) -> Estimate:
-    """The estimate with its percentile interval, or no interval when fewer than half the draws were usable."""
+    """The estimate with its percentile interval, or no interval when fewer than half the draws were usable
+    (``n_resamples == 0``: the point estimate alone)."""
+    if n_resamples == 0:
+        return Estimate(value, None, n, 0)
     ok = stats[np.isfinite(stats)]
     if ok.size < n_resamples / 2:
         return Estimate(value, None, n, int(ok.size),
@@ -442,6 +449,8 @@ def bootstrap_correlation(
         value = sign * CORRELATIONS[method](m, rater_mean(h))
     except UndefinedStatistic as e:
         return Estimate(None, n=m.size, reason=str(e))
+    if n_resamples == 0:
+        return Estimate(value, None, m.size, 0)
     items, raters = _draws(m.size, h.shape[0], n_resamples, seed, resample_raters)
     stats = _draw_stats(method, m, h, items, raters, sign)
     return _bootstrap_estimate(value, stats, m.size, n_resamples, confidence)
@@ -543,6 +552,8 @@ def bootstrap_system_correlation(
         value = sign * fn(m_sys, h_sys)
     except UndefinedStatistic as e:
         return Estimate(None, n=x.shape[0], reason=str(e))
+    if n_resamples == 0:
+        return Estimate(value, None, x.shape[0], 0)
     n_units, n_raters = h.shape[2], h.shape[0]
     items, raters = _draws(n_units, n_raters, n_resamples, seed, resample_raters)
     # every draw's per-system means at once: (B, M)
@@ -609,6 +620,7 @@ def _aggregate_rows(rhos: np.ndarray, ns: np.ndarray, how: str) -> np.ndarray:
         if how == "viescore":
             n = ok.sum(axis=1)
             return np.where(n > 0, np.tanh(np.where(ok, rhos, 0.0).sum(axis=1) / n), np.nan)
+        ok &= np.abs(np.where(ok, rhos, 0.0)) < DEGENERATE
         w = np.where(ok, ns - 3.0, 0.0)
         z = np.where(ok, np.arctanh(np.clip(rhos, -R_MAX, R_MAX)), 0.0)
         out = np.tanh((w * z).sum(axis=1) / w.sum(axis=1))
@@ -702,6 +714,8 @@ def within_model(
                                    f"{', '.join(undefined)} (see per_model)")
                 elif how == "fisher_z" and (ns_point <= 3).any():
                     est = Estimate(None, n=len(models), reason="a model has 3 or fewer items (weight n - 3 <= 0)")
+                elif how == "fisher_z" and any(abs(r) >= DEGENERATE for r in rhos):
+                    est = Estimate(None, n=len(models), reason="a model's correlation is ±1: its Fisher z is infinite")
                 else:
                     value = float(_aggregate_rows(np.array([rhos]), ns_point[None, :], how)[0])
                     if method in boot_rhos:
@@ -709,11 +723,15 @@ def within_model(
                         stats = _aggregate_rows(per, np.stack(boot_ns, axis=1), how)
                         draws[(name, method, how)] = stats
                         est = _bootstrap_estimate(value, stats, len(models), n_resamples, confidence)
-                        partial = int((~np.isfinite(per)).any(axis=1).sum())
+                        bad = ~np.isfinite(per)
+                        if how == "fisher_z":
+                            bad |= np.abs(np.where(bad, 0.0, per)) >= DEGENERATE
+                        partial = int(bad.any(axis=1).sum())
                         if partial:
                             notes[(name, method, how)] = (
                                 f"in {partial} of {n_resamples} draws a model's correlation was undefined (constant "
-                                "on the drawn items) and was left out of that draw")
+                                "on the drawn items)" + (" or ±1" if how == "fisher_z" else "") +
+                                " and was left out of that draw")
                     else:
                         est = Estimate(value, None, len(models), 0, f"no bootstrap interval for {method} at the "
                                        f"within-model level (only {', '.join(WEIGHTED_METHODS)} take count weights)")
