@@ -1,13 +1,20 @@
 """The validation report folder: which metric agrees with people?
 
-:func:`validate` is the one front-end behind ``i2i validate`` and ``pytest suites/validation``:
-it sorts the given paths into judgment sets and precomputed score files, computes the requested
-metrics on the sets' images, runs :func:`pytest_i2i.validation.correlate.correlate` and writes:
+:func:`validate` is the one front-end behind ``i2i validate`` and ``pytest suites/validation``: it
+resolves paths (:mod:`pytest_i2i.validation.sources`) and built-in sets
+(:mod:`pytest_i2i.validation.judgments.bundle`) into judgment sets and scores, computes the requested
+metrics on the sets' images, runs :func:`pytest_i2i.validation.correlate.correlate`, adds the
+leaderboards and the reproduction of published numbers (:mod:`pytest_i2i.validation.leaderboard`)
+and writes:
 
 - ``validation.json``: every number (strict JSON: an undefined number is ``null`` with a ``reason``);
-- ``table.csv`` and ``report.md``: the metric × judgment-set table with CIs, the inter-rater ceiling,
-  the ranking of metrics, paired tests, problems; uncalibrated metrics and synthetic sets are labelled;
-- ``plots/*.png``: scatter plots (metric vs mean human score; per-model points at system level).
+- ``table.csv`` and ``report.md``: published numbers reproduced or not (and why), the leaderboard
+  (metric × set, within-generator, with CIs, the human ceiling and paired differences), preference
+  accuracies, where the two conventions differ, the metric × judgment-set table at every level, the
+  inter-rater ceiling, the ranking, paired tests, problems; uncalibrated metrics and synthetic sets are
+  labelled;
+- ``leaderboard.png`` (one per group of sets sharing criteria) and, with ``plots="all"``, ``plots/*.png``
+  scatter plots (metric vs mean human score; per-model points at system level).
 """
 
 from __future__ import annotations
