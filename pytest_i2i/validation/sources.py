@@ -55,9 +55,12 @@ def _load_scores(p: Path, kind: str, directions: Mapping[str, bool] | None, bind
 
 
 def resolve_inputs(paths: Sequence[str | os.PathLike], *, tasks: Sequence[str] = (),
-                   directions: Mapping[str, bool] | None = None, allow_outside_root: bool = False
-                   ) -> tuple[list[JudgmentSet], list[MetricScores]]:
+                   directions: Mapping[str, bool] | None = None, allow_outside_root: bool = False,
+                   tasks_elsewhere: bool = False) -> tuple[list[JudgmentSet], list[MetricScores]]:
     """Judgment sets and scores from ``paths`` (see the module docstring).
+
+    ``tasks_elsewhere``: the tasks also select something else (a built-in set), so paths without a
+    root simply ignore them instead of raising.
 
     Raises:
         JudgmentError: a path that does not exist or is not recognised (listing the layouts), an
@@ -70,6 +73,8 @@ def resolve_inputs(paths: Sequence[str | os.PathLike], *, tasks: Sequence[str] =
             raise JudgmentError(f"{p}: does not exist")
         kinds.append((p, _kind(p)))
     roots = [p for p, k in kinds if k.endswith("-root")]
+    if tasks and not roots and tasks_elsewhere:
+        tasks = ()
     if tasks and not roots:
         raise JudgmentError("--task selects tasks under root folders (e.g. ImagenHub_human_eval_results/, "
                             "results_gpt4o_0shot/); none of the paths is one")

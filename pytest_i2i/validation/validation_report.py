@@ -90,8 +90,8 @@ def validate(
         raise JudgmentError("nothing to validate: give judgment sets (paths) or built-in set names")
     sets, metric_scores = [], []
     if paths:
-        sets, metric_scores = resolve_inputs(paths, tasks=tasks if not names else (), directions=directions,
-                                             allow_outside_root=allow_outside_root)
+        sets, metric_scores = resolve_inputs(paths, tasks=tasks, directions=directions,
+                                             allow_outside_root=allow_outside_root, tasks_elsewhere=bool(names))
     for name in names:
         s, m = bundle.load_builtin(name, tasks=tasks if name == "viescore-imagenhub" else None)
         sets += s
