@@ -36,6 +36,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_i2i import interface
 from pytest_i2i.errors import WeightsError, WeightsHashMismatch, WeightsNotFound
 
 ENV_WEIGHTS_DIR = "I2I_WEIGHTS_DIR"
@@ -457,7 +458,7 @@ INTERFACES: dict[str, dict[str, str]] = {
     "cli": {"weights_dir": "--weights-dir", "weights_dir_set": "--weights-dir FOLDER",
             "offline": "--offline", "online": "run without --offline", "mirror": "--weights-mirror URL"},
 }
-_INTERFACE = ["python"]
+_INTERFACE = interface.CURRENT  # shared: generator messages are spelled for the same tool
 _MISSING: dict[str, WeightsError] = {}
 _REPORTED: set[str] = set()
 _MSG_LOCK = threading.Lock()
@@ -467,7 +468,7 @@ def set_interface(name: str) -> None:
     """Name the tool in use (``"python"``, ``"pytest"`` or ``"cli"``): messages then spell options its way."""
     if name not in INTERFACES:
         raise ValueError(f"unknown interface {name!r}; known: {', '.join(INTERFACES)}")
-    _INTERFACE[0] = name
+    interface.set_interface(name)
 
 
 def human_size(n: int | None) -> str:

@@ -1,60 +1,58 @@
-"""``i2i backbones``: the registered backbones and the state of their weights; the CLI's weights options.
+"""``i2i backbones``: the registered backbones, what each needs and whether it is ready on this machine.
 
-For each backbone: installed or not, where from, what its content was verified against, and the
-size of the download that would fetch it. Nothing is downloaded (``--download NAME`` does).
-:func:`add_weights_options` / :func:`apply_weights_options` give every subcommand that resolves
-weights the same ``--weights-dir``, ``--offline`` and ``--weights-mirror``.
+For each backbone: the weights file it needs (and its size), whether it is ready (installed and
+verified, installed but unverified, or missing and downloaded on first use / not downloadable
+offline), where it is and what its content was verified against. Nothing is downloaded
+(``--download NAME`` does). :func:`readiness` is also what ``i2i metrics`` shows.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
+
+from pytest_i2i.cli.options import WEIGHTS_OPTIONS, add_options, apply_weights_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    b = sub.add_parser("backbones", help="list the registered backbones and whether their weights are installed",
-                       description="List the registered backbones: input size, whether the published weights are "
-                                   "installed (where, verified against what) and the download size.")
+    b = sub.add_parser("backbones", help="list the registered backbones, what each needs and whether it is ready",
+                       description="List the registered backbones: input size, the weights file each needs, whether "
+                                   "it is ready on this machine (installed where, verified against what) and the "
+                                   "download size. Nothing is downloaded unless --download is given.")
     b.add_argument("--download", action="append", default=[], metavar="NAME",
                    help="download (and verify) the published weights of backbone NAME now; repeatable")
     b.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    add_weights_options(b)
+    add_options(b, *WEIGHTS_OPTIONS)
     b.set_defaults(run=_backbones)
 
 
-def add_weights_options(parser: argparse.ArgumentParser) -> None:
-    """``--weights-dir``, ``--offline`` and ``--weights-mirror`` (the pytest plugin's ``--i2i-*`` twins)."""
-    parser.add_argument("--weights-dir", default=None, metavar="DIR",
-                        help="folder searched first for backbone weights files (default $I2I_WEIGHTS_DIR)")
-    parser.add_argument("--offline", action="store_true",
-                        help="never download weights: missing weights skip their metrics (default: $I2I_OFFLINE, "
-                             "$HF_HUB_OFFLINE)")
-    parser.add_argument("--weights-mirror", default=None, metavar="URL",
-                        help="download published weights files by name from this server instead of their hosts "
-                             "(default $I2I_WEIGHTS_MIRROR)")
+def readiness(name: str) -> dict[str, Any]:
+    """Whether backbone ``name`` can run here now: ``ready`` (bool), ``state`` (a short word: ``ready``,
+    ``UNVERIFIED``, ``REFUSED``, ``downloads on first use``, ``missing (offline)``), ``needs`` (the
+    weights file and its size) and the status details (``installed``, ``problem``, ``download``, ``source``)."""
+    from pytest_i2i.backbones.registry import get_spec
+    from pytest_i2i.backbones.weights import downloads_allowed, human_size, weights_status
 
-
-def apply_weights_options(args: argparse.Namespace) -> None:
-    """Make the options the process's settings (the environment variables the resolver reads)."""
-    import os
-    from pathlib import Path
-
-    from pytest_i2i.backbones import weights
-
-    if getattr(args, "weights_dir", None):
-        os.environ[weights.ENV_WEIGHTS_DIR] = str(Path(args.weights_dir).expanduser().resolve())
-    if getattr(args, "offline", False):
-        os.environ[weights.ENV_OFFLINE] = "1"
-    if getattr(args, "weights_mirror", None):
-        os.environ[weights.ENV_MIRROR] = args.weights_mirror
-    weights.set_interface("cli")
+    st = weights_status(get_spec(name).pretrained)
+    inst = st.installed
+    if inst is not None:
+        state = "ready" if inst.calibrated else "UNVERIFIED (uncalibrated)"
+    elif st.problem:
+        state = "REFUSED (wrong sha256)"
+    elif downloads_allowed():
+        state = "downloads on first use"
+    else:
+        state = "missing (offline)"
+    size = human_size(st.download.size) if st.download.size else "size unknown"
+    return {"ready": inst is not None, "state": state, "needs": f"{st.download.filename} ({size})",
+            "installed": inst, "problem": st.problem, "download": st.download, "source": st.source}
 
 
 def _backbones(args: argparse.Namespace) -> int:
     import json
 
     from pytest_i2i.backbones.registry import get_spec, list_backbone_families, list_backbones
-    from pytest_i2i.backbones.weights import resolve_weights, weights_status
+    from pytest_i2i.backbones.weights import resolve_weights
 
     apply_weights_options(args)
     for name in args.download:
@@ -64,14 +62,16 @@ def _backbones(args: argparse.Namespace) -> int:
     rows = []
     for name in list_backbones():
         spec = get_spec(name)
-        st = weights_status(spec.pretrained)
-        inst = st.installed
+        r = readiness(name)
+        inst = r["installed"]
         rows.append({
-            "name": name, "description": spec.description, "input": list(spec.input_size),
+            "name": name, "description": spec.description, "input": list(spec.input_size), "needs": r["needs"],
+            "ready": r["ready"], "state": r["state"],
             "installed": inst is not None, "location": inst.location if inst else None,
             "path": str(inst.path) if inst else None, "verified": inst.verified if inst else None,
-            "calibrated": inst.calibrated if inst else None, "problem": st.problem,
-            "download_file": st.download.filename, "download_bytes": st.download.size, "download_from": st.source,
+            "calibrated": inst.calibrated if inst else None, "problem": r["problem"],
+            "download_file": r["download"].filename, "download_bytes": r["download"].size,
+            "download_from": r["source"],
         })
     families = list(list_backbone_families().values())
     if args.json:
@@ -84,21 +84,16 @@ def _backbones(args: argparse.Namespace) -> int:
 
 
 def _print_table(rows: list[dict]) -> None:
-    from pytest_i2i.backbones.weights import human_size
-
-    table = [("backbone", "input", "weights", "where", "verified", "download")]
+    table = [("backbone", "input", "needs (weights file)", "ready", "where", "verified")]
     for r in rows:
-        if r["installed"]:
-            state, where, verified = "installed", r["location"], r["verified"] or "NO (uncalibrated)"
-        elif r["problem"]:
-            state, where, verified = "REFUSED", "-", "wrong sha256"
-        else:
-            state, where, verified = "missing", "-", "-"
-        table.append((r["name"], "x".join(map(str, r["input"])), state, where, verified,
-                      human_size(r["download_bytes"])))
+        where = r["location"] if r["installed"] else "-"
+        verified = (r["verified"] or "NO (uncalibrated)") if r["installed"] else ("wrong sha256" if r["problem"] else "-")
+        table.append((r["name"], "x".join(map(str, r["input"])), r["needs"], r["state"], where, verified))
     widths = [max(len(str(row[i])) for row in table) for i in range(len(table[0]))]
-    for row in table:
+    for k, row in enumerate(table):
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+        if k == 0:
+            print("  ".join("-" * w for w in widths))
     for r in rows:
         if r["installed"]:
             detail = f"weights {r['path']}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from pytest_i2i.cli.options import add_options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("cache", help="show or clear the on-disk cache of features and generator outputs")
@@ -11,17 +13,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name, helptext in (("info", "folder, size limit, entries and bytes per kind"),
                            ("clear", "delete every entry and the index")):
         a = actions.add_parser(name, help=helptext)
-        a.add_argument("--cache-dir", default=None,
-                       help="the cache folder (default $I2I_CACHE_DIR; the pytest plugin's default is "
-                            ".pytest_cache/d/i2i under the rootdir)")
+        add_options(a, "cache_dir", cache_dir={
+            "help": "the cache folder (default $I2I_CACHE_DIR; the pytest plugin's default is .pytest_cache/d/i2i "
+                    "under the rootdir)"})
         a.add_argument("--json", action="store_true", help="print machine-readable JSON")
     c.set_defaults(run=_cache)
-
-
-def add_cache_dir_option(parser: argparse.ArgumentParser) -> None:
-    """``--cache-dir`` for the subcommands that compute features (``score``, ``stats``)."""
-    parser.add_argument("--cache-dir", default=None,
-                        help="reuse and store features in this cache folder (default $I2I_CACHE_DIR; off if unset)")
 
 
 def apply_cache_dir(args: argparse.Namespace) -> None:

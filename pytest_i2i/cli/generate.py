@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                  "or diffusers:PATH_OR_HUB_ID (a diffusers pipeline)")
     g.add_argument("out", help="output folder (one <uid>.png per sample)")
     g.add_argument("--data", default=None, help="dataset folder or manifest (default: the built-in sample set)")
-    g.add_argument("--arch", default=None, help="architecture of a bare state_dict")
+    g.add_argument("--arch", default=None, help="architecture of a bare state_dict (default: detected from its keys)")
     g.add_argument("--arch-option", action="append", default=[], metavar="KEY=VALUE",
                    help="architecture option (repeatable), e.g. norm=batch, use_dropout=false, ngf=32")
     g.add_argument("--generator-option", action="append", default=[], metavar="KEY=VALUE",
@@ -24,18 +24,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "--eval)")
     g.add_argument("--trust-checkpoint", action="store_true",
                    help="allow unpickling a full model object (runs code from the file)")
-    g.add_argument("--device", default=None)
-    g.add_argument("--batch-size", type=int, default=8)
-    g.add_argument("--seed", type=int, default=0)
+    from pytest_i2i.cli.options import add_options
+
+    add_options(g, "offline", "device", "batch_size", "seed", batch_size={"default": 8},
+                seed={"help": "seed of the generator's randomness (dropout in train mode, diffusion noise; default 0)"},
+                offline={"help": "never download (a diffusers pipeline must be in the Hugging Face cache; default: "
+                                 "$I2I_OFFLINE, $HF_HUB_OFFLINE)"})
     g.set_defaults(run=_generate)
 
 
 def _generate(args: argparse.Namespace) -> int:
     from PIL import Image
 
+    from pytest_i2i.cli.options import apply_weights_options
     from pytest_i2i.data import load_dataset
     from pytest_i2i.generators import generate, load_generator, parse_pairs
 
+    apply_weights_options(args)
     dataset = load_dataset(args.data)
     gen = load_generator(args.model, arch=args.arch, trust=args.trust_checkpoint, device=args.device, seed=args.seed,
                          arch_kwargs=parse_pairs(args.arch_option, "--arch-option"),

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pytest_i2i.cli.options import WEIGHTS_OPTIONS, add_options, apply_weights_options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     j = sub.add_parser("judge", help="collect human judgments: make tasks, serve a local judging page, status",
@@ -23,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     common.add_argument("out", metavar="OUT", help="task folder to create (must not hold a study yet)")
     common.add_argument("--name", default=None, help="the study's name (in the page and the judgment set)")
     common.add_argument("--question", default=None, help="the question raters see")
-    common.add_argument("--seed", type=int, default=0, help="draws sides, repeated items and rater orders")
+    add_options(common, "seed", seed={"help": "draws sides, repeated items and rater orders (default 0)"})
     common.add_argument("--repeats", type=int, default=None, metavar="N",
                         help="items shown twice to every rater, sides swapped (default: 10%% of the items)")
     gold = argparse.ArgumentParser(add_help=False)
@@ -40,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--b-name", default=None, help="model B's name")
 
     t = msub.add_parser("2afc", parents=[common, gold], help="a reference and two candidates (BAPPS style)")
-    t.add_argument("--reference", required=True, metavar="DIR")
+    t.add_argument("--reference", required=True, metavar="DIR", help="reference images (matched by file stem)")
     t.add_argument("--p0", required=True, metavar="DIR", help="first candidates (matched by file stem)")
     t.add_argument("--p1", required=True, metavar="DIR", help="second candidates")
 
@@ -58,11 +60,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = msub.add_parser("perturb", parents=[common],
                         help="2AFC with known answers from controlled local edits (gold / attention items)")
     g.add_argument("--images", default=None, metavar="DIR", help="images (default: the bundled photos)")
-    g.add_argument("--n-images", type=int, default=8)
+    g.add_argument("--n-images", type=int, default=8, metavar="N", help="number of images (default 8)")
     g.add_argument("--size", type=int, default=128, help="side of the bundled photos in pixels (default 128)")
     g.add_argument("--ops", default=None, help="comma-separated operations of pytest_i2i.perturb.OPS")
     g.add_argument("--area", type=float, default=None, help="edited area fraction (default 0.1)")
-    g.add_argument("--region", default="ellipse", choices=("ellipse", "box", "blob"))
+    g.add_argument("--region", default="ellipse", choices=("ellipse", "box", "blob"),
+                   help="shape of the edited region (default ellipse)")
     m.set_defaults(run=_make)
 
     s = jsub.add_parser("serve", help="serve the judging page (127.0.0.1 by default)",
@@ -84,14 +87,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "registry's weight-free paired metrics)")
     s.add_argument("--resamples", type=int, default=1000, help="bootstrap draws of the ranking's CIs")
     s.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    add_options(s, *WEIGHTS_OPTIONS)
     s.set_defaults(run=_serve)
 
     st = jsub.add_parser("status", help="per-rater counts, gold agreement, self-consistency, alpha, ranking")
     st.add_argument("out", metavar="DIR", help="the output folder of i2i judge serve")
     st.add_argument("--ranking", action="store_true", help="also compute the metric ranking (needs the images)")
     st.add_argument("--metrics", default=None, help="as for serve")
-    st.add_argument("--resamples", type=int, default=1000)
+    st.add_argument("--resamples", type=int, default=1000, help="bootstrap draws of the ranking's CIs (default 1000)")
     st.add_argument("--json", action="store_true", help="print the status as JSON")
+    add_options(st, *WEIGHTS_OPTIONS)
     st.set_defaults(run=_status)
 
 
@@ -140,6 +145,7 @@ def _serve(args: argparse.Namespace) -> int:
     from pytest_i2i.errors import I2IInputError
     from pytest_i2i.judge.server import JudgeServer
 
+    apply_weights_options(args)
     token = args.token
     if args.token_file:
         if token:
@@ -178,6 +184,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from pytest_i2i.judge.status import MetricRanking, read_study, study_status
 
+    apply_weights_options(args)
     tasks, judgments, warnings = read_study(args.out)
     ranking = None
     if args.ranking:

@@ -9,7 +9,7 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     m = sub.add_parser("samples", help="write the bundled sample photos and a degraded copy")
     m.add_argument("out", help="output folder; gets photos/ and degraded/")
-    m.add_argument("--size", type=int, default=256)
+    m.add_argument("--size", type=int, default=256, metavar="PX", help="side of the square photos in pixels (default 256)")
     m.add_argument("--jpeg-quality", type=int, default=20, help="quality of the degraded copy (default 20)")
     m.set_defaults(run=_samples)
 

@@ -42,30 +42,27 @@ def default_metrics() -> list[str]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser("score", help="score a folder of outputs against a folder of references")
+    s = sub.add_parser("score", help="score a folder of outputs against a folder of references",
+                       description="Score FAKE (generated images) against REAL (references) with registered metrics. "
+                                   "Metrics whose backbone weights are missing and cannot be downloaded are skipped, "
+                                   "saying which file to install (--require-weights makes that an error).")
     s.add_argument("real", help="reference images (targets or inputs): folder, image file or statistics .npz (FID)")
     s.add_argument("fake", help="generated images: folder or image file")
     s.add_argument("--metrics", default=None,
                    help="comma-separated registered metric names, or 'all' (default: the weight-free metrics and "
-                        "those on the FID Inception; `i2i metrics` lists them)")
-    s.add_argument("--weights", default=None,
-                   help="backbone weights: a file path (when the chosen metrics share one backbone), or 'random' "
-                        "for an uncalibrated smoke test (default: the published files, searched as documented)")
-    from pytest_i2i.cli.backbones import add_weights_options
+                        "those on the FID Inception; `i2i metrics` lists them with what each needs)")
+    from pytest_i2i.cli.options import WEIGHTS_OPTIONS, add_options
 
-    add_weights_options(s)
-    s.add_argument("--require-weights", action="store_true",
-                   help="fail (exit 2) instead of skipping metrics whose backbone weights are missing")
-    s.add_argument("--resize", choices=("clean", "legacy-pytorch"), default="clean")
-    s.add_argument("--device", default=None)
-    s.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default 16)")
+    add_options(s, "weights", *WEIGHTS_OPTIONS, "require_weights", "resize", "device", "batch_size", "seed",
+                weights={"help": "backbone weights: a file (when the chosen metrics share one backbone), or 'random' "
+                                 "for an uncalibrated smoke test (default: the published files, searched as "
+                                 "documented)"},
+                seed={"help": "seed of the bootstrap CIs and of KID's subsets (default 0)"})
     s.add_argument("--num-workers", type=int, default=None, metavar="N",
                    help="DataLoader worker processes that decode and resize image files "
                         "(default: $I2I_NUM_WORKERS, else 0 on <= 2 CPUs, else min(4, CPUs - 1))")
     s.add_argument("--json", dest="json_out", default=None, metavar="FILE", help="also write the results as JSON")
-    from pytest_i2i.cli.cache import add_cache_dir_option
-
-    add_cache_dir_option(s)
+    add_options(s, "cache_dir")
     s.set_defaults(run=_score)
 
 
@@ -98,7 +95,7 @@ def _score(args: argparse.Namespace) -> int:
 def _score_metrics(args: argparse.Namespace, metrics: list[str]) -> int:
     import pytest_i2i
     from pytest_i2i import distributed
-    from pytest_i2i.cli.backbones import apply_weights_options
+    from pytest_i2i.cli.options import apply_weights_options
     from pytest_i2i.errors import I2IInputError, WeightsError
     from pytest_i2i.metrics.registry import DEFAULT_BATCH_SIZE, metric_spec
 
@@ -125,6 +122,8 @@ def _score_metrics(args: argparse.Namespace, metrics: list[str]) -> int:
         kwargs: dict[str, Any] = {}
         if "batch_size" in spec.accepts:
             kwargs["batch_size"] = batch_size
+        if "seed" in spec.accepts:
+            kwargs["seed"] = args.seed
         if "resize" in spec.accepts:
             kwargs["resize"] = args.resize
         if spec.backbone is not None:

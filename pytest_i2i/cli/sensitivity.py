@@ -18,29 +18,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--ops", default=None, help="comma-separated operations (default: all of pytest_i2i.perturb.OPS)")
     s.add_argument("--areas", default=None,
                    help="comma-separated area percentages (default: 0.25,0.5,1,2,5,10,25)")
-    s.add_argument("--weights", default=None, metavar="random|PATH",
-                   help="backbone weights: 'random' (uncalibrated smoke run) or a file; default: published files")
-    s.add_argument("--require-weights", action="store_true",
-                   help="fail (exit 2) instead of skipping metrics whose backbone weights are missing")
     s.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
     s.add_argument("--n-images", type=int, default=8, help="number of images (default 8)")
     s.add_argument("--repeats", type=int, default=2, help="edited copies per image, op and area (default 2)")
-    s.add_argument("--region", default="ellipse", choices=("ellipse", "box", "blob"))
+    s.add_argument("--region", default="ellipse", choices=("ellipse", "box", "blob"),
+                   help="shape of the edited regions (default ellipse)")
     s.add_argument("--permutations", type=int, default=999, help="set-level permutations (default 999)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", default=None)
-    s.add_argument("--batch-size", type=int, default=16)
-    s.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    from pytest_i2i.cli.backbones import add_weights_options
+    s.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    from pytest_i2i.cli.options import WEIGHTS_OPTIONS, add_options
 
-    add_weights_options(s)
+    add_options(s, "weights", *WEIGHTS_OPTIONS, "require_weights", "device", "batch_size", "seed",
+                seed={"help": "draws the images' edits, regions and permutations (default 0)"})
     s.set_defaults(run=_sensitivity)
 
 
 def _sensitivity(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from pytest_i2i.cli.backbones import apply_weights_options
+    from pytest_i2i.cli.options import apply_weights_options
     from pytest_i2i.errors import I2IInputError
     from pytest_i2i.validation.sensitivity import AREAS_PERCENT, run_sensitivity, write_outputs
 

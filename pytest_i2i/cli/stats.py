@@ -6,16 +6,15 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    t = sub.add_parser("stats", help="compute and save FID reference statistics")
-    t.add_argument("images")
+    t = sub.add_parser("stats", help="compute and save FID reference statistics",
+                       description="Compute the FID Inception statistics (n, sums, mu, sigma) of a folder of images and "
+                                   "save them as .npz, readable by i2i score REAL.npz FAKE and by pytorch-fid.")
+    t.add_argument("images", help="reference images: a folder or an image file")
     t.add_argument("out", help=".npz file to write")
-    t.add_argument("--weights", default=None)
-    t.add_argument("--resize", choices=("clean", "legacy-pytorch"), default="clean")
-    t.add_argument("--device", default=None)
-    t.add_argument("--batch-size", type=int, default=32)
-    from pytest_i2i.cli.cache import add_cache_dir_option
+    from pytest_i2i.cli.options import WEIGHTS_OPTIONS, add_options
 
-    add_cache_dir_option(t)
+    add_options(t, "weights", *WEIGHTS_OPTIONS, "resize", "device", "batch_size", "cache_dir",
+                batch_size={"default": 32})
     t.set_defaults(run=_stats)
 
 
@@ -23,7 +22,9 @@ def _stats(args: argparse.Namespace) -> int:
     import pytest_i2i
     from pytest_i2i import distributed
     from pytest_i2i.cli.cache import apply_cache_dir
+    from pytest_i2i.cli.options import apply_weights_options
 
+    apply_weights_options(args)
     apply_cache_dir(args)
     # Under torchrun the ranks share the images and merge the sums; rank 0 writes the file.
     with distributed.torchrun_group(args.device):

@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "files/folders (<model>.json files {item: {metric: value}}, or a CSV/JSONL with item[, model] "
                     "and metric columns), VIEScore judge folders (<model>/{SC,PQ}.json), or roots with one such "
                     "folder per task (choose with --task). --builtin runs the bundled real sets offline.")
-    s.add_argument("paths", nargs="*", metavar="PATH")
+    s.add_argument("paths", nargs="*", metavar="PATH",
+                   help="judgment sets, score files or folders, judge folders, or roots with one folder per task")
     s.add_argument("--builtin", nargs="?", const="all", default=None, metavar="NAME[,NAME]",
                    help=f"bundled sets: {', '.join(BUILTIN)} (default with no value: all)")
     s.add_argument("--task", action="append", default=[], metavar="TASK",
@@ -41,13 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--metrics", default="",
                    help=f"comma-separated project metrics computed on the sets' images, from {_computable()} "
                         "(default: none: precomputed scores only)")
-    s.add_argument("--weights", default=None,
-                   help="backbone weights: a file, or 'random' (uncalibrated: labelled so in the report)")
     s.add_argument("--direction", action="append", default=[], metavar="METRIC=lower|higher",
                    help="which way a precomputed metric points (registered metric names and aliases need none)")
     s.add_argument("--resamples", type=int, default=1000, help="bootstrap draws (default %(default)s)")
-    s.add_argument("--confidence", type=float, default=0.95)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--confidence", type=float, default=0.95, help="level of the confidence intervals (default 0.95)")
     s.add_argument("--resample-raters", action="store_true",
                    help="also resample raters in the bootstraps (with 3 raters this lowers every draw's correlation)")
     s.add_argument("--plots", choices=["all", "summary", "none"], default=None,
@@ -55,17 +53,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: summary with --builtin, else all)")
     s.add_argument("--vote-margin", type=float, default=0.0,
                    help="preference sets: score difference under which a per-image metric votes 'same'")
-    s.add_argument("--device", default=None)
     s.add_argument("--allow-outside-root", action="store_true",
                    help="let paths in manifests leave their declared root")
+    from pytest_i2i.cli.options import WEIGHTS_OPTIONS, add_options
+
+    add_options(s, "weights", *WEIGHTS_OPTIONS, "device", "seed",
+                seed={"help": "draws the bootstrap resamples (default 0)"})
     s.set_defaults(run=_validate)
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from pytest_i2i.cli.options import apply_weights_options
     from pytest_i2i.errors import I2IInputError
     from pytest_i2i.validation.names import METHODS
     from pytest_i2i.validation.validation_report import CSV_NAME, JSON_NAME, MD_NAME, validate
 
+    apply_weights_options(args)
     directions = {}
     for spec in args.direction:
         name, sep, way = spec.partition("=")

@@ -40,6 +40,7 @@ from pytest_i2i.generators.options import guess_value
 from pytest_i2i.generators.registry import GeneratorArch, Range, check_range, get_generator_arch, match_arch
 from pytest_i2i.generators.runner import Generator, _first_line
 from pytest_i2i.generators.source import TEXT_FIELDS, is_diffusers_spec
+from pytest_i2i.interface import spell
 
 #: Keys under which training scripts commonly nest the generator's state_dict.
 STATE_DICT_KEYS = ("state_dict", "model", "generator", "netG", "G")
@@ -157,8 +158,7 @@ def _check_file(path: Path) -> None:
 
 def _no_arch(arch: GeneratorArch | None, source: str, why: str) -> None:
     if arch is not None:
-        raise I2IInputError(f"arch={arch.name!r} / --i2i-arch applies only to state_dict checkpoints; "
-                            f"{source}: {why}")
+        raise I2IInputError(f"{spell('arch', arch.name)} applies only to state_dict checkpoints; {source}: {why}")
 
 
 def _no_kwargs(kwargs: dict, source: str) -> None:
@@ -233,8 +233,8 @@ def _from_checkpoint(
         said = {"use_dropout", "no_dropout"} & {*detected, *kwargs}
         if mode == "train" and "use_dropout" in arch.options and not said:
             notes.append(f"{path}: whether {arch.name} uses dropout cannot be read from its keys; train mode "
-                         "assumes the preset's default (see its description); pass --i2i-arch-option "
-                         "use_dropout=true|false to say")
+                         f"assumes the preset's default (see its description); pass "
+                         f"{spell('arch_option', 'use_dropout=true|false')} to say")
     options = {**arch.typed_options(detected), **arch.typed_options(kwargs)}
     try:
         model = arch.build(**options)
@@ -310,8 +310,9 @@ def _hint(state: Mapping, arch_name: str, options: Mapping[str, Any]) -> str:
         return ""
     if name == arch_name and found == dict(options):
         return ""
-    flags = " ".join(f"--i2i-arch-option {k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in found.items())
-    return f"; its keys match --i2i-arch={name}" + (f" {flags}" if flags else "") + " (or leave out --i2i-arch)"
+    flags = " ".join(spell("arch_option", f"{k}={str(v).lower() if isinstance(v, bool) else v}")
+                     for k, v in found.items())
+    return f"; its keys match {spell('arch', name)}" + (f" {flags}" if flags else "") + f" (or leave out {spell('arch')})"
 
 
 def _ranges(model: Any, arch: GeneratorArch | None, input_range: Range | None, output_range: Range | None,

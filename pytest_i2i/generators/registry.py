@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_i2i.errors import I2IInputError, UnknownNameError
 from pytest_i2i.generators.options import OptionType, coerce_options, guess_value
+from pytest_i2i.interface import spell
 
 if TYPE_CHECKING:
     from torch import nn
@@ -177,7 +178,7 @@ def match_arch(state_dict: Mapping, *, source: str = "the checkpoint") -> tuple[
         why = "no registered architecture matches"
     raise I2IInputError(
         f"cannot detect the architecture of {source} from its keys: {why}; "
-        f"pass --i2i-arch / arch= one of: {choices}"
+        f"pass {spell('arch')} one of: {choices}"
     )
 
 
