@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from pytest_i2i.result import MetricResult
+from pytest_i2i.result import UNCALIBRATED_WARNING, MetricResult
 
 WORST_K = 5
 
@@ -23,23 +23,24 @@ def worst_samples(result: MetricResult, k: int = WORST_K) -> list[tuple[str, flo
 
 
 def explain_result(result: MetricResult, k: int = WORST_K) -> list[str]:
-    """Lines describing ``result``: value, uncertainty, n, backbone and calibration, worst samples."""
-    lines = [f"{result.name} = {result.value:.6g} ({'higher' if result.higher_is_better else 'lower'} is better)"]
+    """Lines describing ``result``, most important first and few of them (pytest shows the first 8
+    lines of an assertion explanation unless ``-vv``): value, direction, uncertainty and n on one
+    line, then the worst samples on one line, then backbone and calibration, resize and warnings."""
+    head = f"{result.name} = {result.value:.6g} ({'higher' if result.higher_is_better else 'lower'} is better)"
     if result.ci is not None:
-        lines.append(f"  {result.confidence:.0%} CI of the mean: [{result.ci[0]:.6g}, {result.ci[1]:.6g}]")
+        head += f", {result.confidence:.0%} CI of the mean: [{result.ci[0]:.6g}, {result.ci[1]:.6g}]"
     if result.std is not None:
-        lines.append(f"  std: {result.std:.6g}")
-    lines.append(f"  n = {result.n}")
+        head += f", std {result.std:.6g}"
+    lines = [head + f", n = {result.n}"]
+    worst = worst_samples(result, k)
+    if worst:
+        lines.append(f"  worst {len(worst)} samples: " + ", ".join(f"{name}: {value:.6g}" for name, value in worst))
     if result.backbone:
         calib = "calibrated (published weights)" if result.calibrated else "UNCALIBRATED weights: smoke-test only"
         lines.append(f"  backbone: {result.backbone}, {calib}, weights sha256 {str(result.weights_sha256)[:16]}")
     if result.resize:
         lines.append(f"  resize: {result.resize}")
-    worst = worst_samples(result, k)
-    if worst:
-        lines.append(f"  worst {len(worst)} samples:")
-        lines += [f"    {name}: {value:.6g}" for name, value in worst]
-    lines += [f"  warning: {w}" for w in result.warnings]
+    lines += [f"  warning: {w}" for w in result.warnings if w != UNCALIBRATED_WARNING]
     return lines
 
 
@@ -57,9 +58,11 @@ def explain_comparison(op: str, left: object, right: object) -> list[str] | None
     head = f"{result.name} {result.value:.6g} {shown_op} {threshold:g} failed"
     if result.ci is not None:
         low, high = result.ci
+        head += " (compared: the mean"
         if low <= threshold <= high:
-            head += f" (threshold lies inside the {result.confidence:.0%} CI: more samples may settle it)"
-    return [head, "", *explain_result(result)]
+            head += f"; the threshold lies inside its {result.confidence:.0%} CI: more samples may settle it"
+        head += ")"
+    return [head, *explain_result(result)]
 
 
 def _mirror(op: str) -> str:

@@ -106,6 +106,7 @@ def assert_metric(
     Example:
         >>> assert_metric(pytest_i2i.ssim(targets, outputs), ">=", 0.8)   # doctest: +SKIP
     """
+    __tracebackhide__ = True  # pytest shows the caller's line and this message, not this function
     verdict = check_metric(result, op, threshold, confidence=confidence, n_resamples=n_resamples, seed=seed)
     _record(result, verdict, "bootstrap bound" if verdict.bound is not None else "value")
     if not verdict.passed:
@@ -158,6 +159,7 @@ def assert_no_regression(
         MetricGateError: a regression beyond ``margin`` is supported by the data.
         I2IInputError: the results are of different metrics or samples.
     """
+    __tracebackhide__ = True  # pytest shows the caller's line and this message, not this function
     verdict = check_no_regression(candidate, baseline, margin=margin, confidence=confidence,
                                   n_resamples=n_resamples, seed=seed)
     _record(candidate, verdict, "no regression (paired bootstrap)" if verdict.bound is not None

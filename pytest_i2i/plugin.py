@@ -29,10 +29,11 @@ from pytest_i2i.session import BoundMetric, I2ISession
 
 SESSION_KEY = pytest.StashKey[I2ISession]()
 PARTS_DIR_KEY = "i2i_parts_dir"
-# node id -> outcome ("passed" / "failed" / "skipped") of every test whose teardown finished, and the
-# phase outcomes of the test in progress: the report's "tests" block
-_TESTS_KEY = pytest.StashKey[dict[str, str]]()
-_PHASES_KEY = pytest.StashKey[dict[str, list[str]]]()
+# node id -> entry ({"outcome", "reason"/"message"}) of every test whose teardown finished, and the
+# phases (when, outcome, text) of the test in progress: the report's "tests" block
+_TESTS_KEY = pytest.StashKey[dict[str, dict[str, Any]]]()
+_PHASES_KEY = pytest.StashKey[dict[str, list[tuple[str, str, str]]]]()
+_PACKAGE_DIR = Path(__file__).resolve().parent
 _OWN_GROUP_KEY = pytest.StashKey[bool]()
 _STOP_LISTENING_KEY = pytest.StashKey[Any]()
 _STOP_RECORDING_KEY = pytest.StashKey[Any]()
@@ -151,7 +152,7 @@ class _XdistController:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.parts_dir is None:  # not distributing: the serial hooks below record the tests
             return
-        if _note_phase(self.config, report.nodeid, report.when, report.outcome):
+        if _note_phase(self.config, report):
             _write_progress(self.config, self.parts_dir)
 
     @pytest.hookimpl(optionalhook=True)
@@ -301,26 +302,64 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     session = item.config.stash.get(SESSION_KEY, None)
-    if session is not None and item.nodeid in session.records:
+    if session is None:
+        return report
+    _skip_at_test(item, report)
+    if item.nodeid in session.records:
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
             session.outcomes[item.nodeid] = report.outcome
     # after the teardown report is made and before it is logged (under xdist: before the worker sends
     # it to the controller, which then merges a part that already holds this test)
-    if session is not None and _note_phase(item.config, item.nodeid, report.when, report.outcome):
+    if _note_phase(item.config, report):
         _write_progress(item.config)
     return report
 
 
-def _note_phase(config: pytest.Config, nodeid: str, when: str, outcome: str) -> bool:
+def _skip_at_test(item: pytest.Item, report: pytest.TestReport) -> None:
+    """A skip raised inside pytest-i2i (missing weights, no baseline, ...) is reported at the test's
+    own location, as a skip marker is, not at the library line that raised it."""
+    longrepr = report.longrepr
+    if not (report.skipped and isinstance(longrepr, tuple) and len(longrepr) == 3):
+        return
+    try:
+        inside = Path(longrepr[0]).resolve().is_relative_to(_PACKAGE_DIR)
+    except (OSError, ValueError):
+        return
+    if inside:
+        path, line = item.reportinfo()[:2]
+        report.longrepr = (os.fspath(path), (line or 0) + 1, longrepr[2])
+
+
+def _phase_text(report: pytest.TestReport) -> str:
+    """The skip reason or failure message of one phase's report (also of reports sent by xdist workers)."""
+    longrepr = report.longrepr
+    if longrepr is None:
+        return ""
+    if report.skipped:
+        if hasattr(report, "wasxfail"):
+            return str(report.wasxfail)
+        text = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        return text.removeprefix("Skipped: ")
+    crash = getattr(longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(longrepr)
+    return text if len(text) <= 4000 else text[:4000] + " …"
+
+
+def _note_phase(config: pytest.Config, report: pytest.TestReport) -> bool:
     """Record one phase's outcome; True when the test just finished (its teardown was reported)."""
     if _TESTS_KEY not in config.stash:
         return False
-    phases = config.stash[_PHASES_KEY].setdefault(nodeid, [])
-    phases.append(outcome)
-    if when != "teardown":
+    outcome = report.outcome
+    if hasattr(report, "wasxfail"):
+        outcome = "xfailed" if report.skipped else "xpassed"
+    phases = config.stash[_PHASES_KEY].setdefault(report.nodeid, [])
+    phases.append((report.when, outcome, _phase_text(report) if outcome != "passed" else ""))
+    if report.when != "teardown":
         return False
-    del config.stash[_PHASES_KEY][nodeid]
-    config.stash[_TESTS_KEY][nodeid] = next((o for o in ("failed", "skipped") if o in phases), "passed")
+    from pytest_i2i.report import outcome_entry
+
+    del config.stash[_PHASES_KEY][report.nodeid]
+    config.stash[_TESTS_KEY][report.nodeid] = outcome_entry(phases)
     return True
 
 
@@ -349,8 +388,18 @@ def _write_progress(config: pytest.Config, parts_dir: Path | None = None) -> Non
 def _entries(session: I2ISession) -> list[dict[str, Any]]:
     from pytest_i2i.report import metric_entry
 
-    return [metric_entry(test, k, r, session.outcomes.get(test, "passed"), session.checks.get((test, k), []))
+    return [metric_entry(test, k, r, session.outcomes.get(test, "passed"), session.checks.get((test, k), []),
+                         session.asked.get((test, k)))
             for test, results in session.records.items() for k, r in enumerate(results)]
+
+
+def _tests_block(config: pytest.Config, session: I2ISession) -> dict[str, dict[str, Any]]:
+    """The finished tests' entries, each with the metrics it used."""
+    tests = {}
+    for nodeid, entry in config.stash.get(_TESTS_KEY, {}).items():
+        metrics = session.test_metrics.get(nodeid)
+        tests[nodeid] = {**entry, "metrics": list(metrics)} if metrics else dict(entry)
+    return tests
 
 
 def _session_block(config: pytest.Config, session: I2ISession) -> dict[str, Any]:
@@ -360,9 +409,10 @@ def _session_block(config: pytest.Config, session: I2ISession) -> dict[str, Any]
         ds = session.dataset
         block["dataset"] = {"n": len(ds), "description": getattr(ds, "description", ""),
                             "source": str(getattr(ds, "source", ""))}
-    model_info = session.generator_provenance()  # also known when every output came from the cache
-    if model_info is not None:
-        block["model"] = model_info
+    for key, attr in (("model", "generator"), ("baseline", "baseline_generator")):
+        info = session.generator_provenance(attr)  # also known when every output came from the cache
+        if info is not None:
+            block[key] = info
     config.hook.pytest_i2i_modify_session_info(config=config, info=block)
     return block
 
@@ -372,7 +422,7 @@ def _part(config: pytest.Config, state: I2ISession, status: str) -> dict[str, An
     from pytest_i2i.report import build_report, relativize
 
     part = build_report(_entries(state), _session_block(config, state), _generation_errors(state),
-                        config.stash.get(_TESTS_KEY, {}), status)
+                        _tests_block(config, state), status, state.missing_weights)
     return relativize(part, config.rootpath)
 
 
@@ -398,10 +448,12 @@ def _export_images(session: I2ISession, report_dir: Path) -> None:
 
     ds = session.dataset
     inputs, targets = ds.inputs(), ds.targets()
+    baseline = session.__dict__.get("baseline_outputs")
     for i, uid in enumerate(ds.uids):
         export_images(report_dir / "images", uid, {
             "input": inputs[i], "output": session.outputs.outputs[i],
-            "target": targets[i] if targets is not None else None})
+            "target": targets[i] if targets is not None else None,
+            "baseline": baseline.outputs[i] if baseline is not None else None})
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -412,7 +464,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from pytest_i2i.files import write_json_atomic
     from pytest_i2i.report import merge_parts
 
-    used = bool(state.records) or "outputs" in state.__dict__
+    used = bool(state.records) or bool(state.test_metrics) or "outputs" in state.__dict__
     status = _final_status(session, exitstatus)
     part = _part(config, state, status)
     workerinput = getattr(config, "workerinput", None)
@@ -443,14 +495,17 @@ _REPORT_KEY = pytest.StashKey[dict]()
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     report = config.stash.get(_REPORT_KEY, None)
-    if not report or not report["metrics"]:
+    if not report:
         return
     from pytest_i2i.report import terminal_lines
 
-    terminalreporter.section("pytest-i2i metrics")
-    for line in terminal_lines(report["metrics"]):
-        terminalreporter.write_line(line)
+    lines = terminal_lines(report)
     errors = report.get("generation_errors") or {}
+    if not lines and not errors:
+        return
+    terminalreporter.section("pytest-i2i metrics")
+    for line in lines:
+        terminalreporter.write_line(line)
     for uid, msg in errors.items():
         terminalreporter.write_line(f"generation error: {uid}: {msg}")
     state = config.stash[SESSION_KEY]

@@ -29,6 +29,14 @@ class I2ISession:
         #: the node id of the test running now (set by the plugin around each test)
         self.current_test: str | None = None
         self.outcomes: dict[str, str] = {}
+        #: the metrics each test asked for (its metric fixtures), so a test skipped before computing
+        #: anything is still listed under its metric
+        self.test_metrics: dict[str, list[str]] = {}
+        #: samples a metric was asked to score per (test, position), when the session chose them
+        #: (a metric fixture called without arguments scores the whole dataset)
+        self.asked: dict[tuple[str, int], int] = {}
+        #: backbone -> {"file", "message", "tests"}: weights that were missing or refused, reported once
+        self.missing_weights: dict[str, dict[str, Any]] = {}
         self._provenance: dict[str, dict[str, str] | None] = {}
         self._aligned: dict[int, tuple[Any, dict[str, Any]]] = {}
         #: (folder, size limit) of the on-disk cache the fixtures use (set by the plugin); None: no cache
@@ -104,13 +112,14 @@ class I2ISession:
     def baseline_outputs(self) -> Any:
         return self._generate(self.options.baseline, "baseline_generator")
 
-    def generator_provenance(self) -> dict[str, str] | None:
-        """``source``, ``sha256``, ``arch``, ``kind`` of the model under test: from the loaded
-        generator, else from the cache when its outputs were all cached; ``None`` if unused."""
-        if "generator" in self.__dict__:
-            return {k: str(getattr(self.generator, k)) for k in ("source", "sha256", "arch", "kind")
-                    if hasattr(self.generator, k)}
-        return self._provenance.get("generator")
+    def generator_provenance(self, attr: str = "generator") -> dict[str, str] | None:
+        """``source``, ``sha256``, ``arch``, ``kind`` of the model under test (``attr="baseline_generator"``:
+        of the baseline): from the loaded generator, else from the cache when its outputs were all
+        cached; ``None`` if unused."""
+        if attr in self.__dict__:
+            gen = self.__dict__[attr]
+            return {k: str(getattr(gen, k)) for k in ("source", "sha256", "arch", "kind") if hasattr(gen, k)}
+        return self._provenance.get(attr)
 
     # -- aligned views for metrics ---------------------------------------------------------------
     def aligned(self, outputs: Any) -> dict[str, Any]:
@@ -158,8 +167,26 @@ class I2ISession:
         return tuple(v[role] for role in spec.args)
 
     # -- records ---------------------------------------------------------------------------------
-    def record(self, nodeid: str, result: MetricResult) -> None:
+    def record(self, nodeid: str, result: MetricResult, *, asked: int | None = None) -> None:
         self.records.setdefault(nodeid, []).append(result)
+        if asked is not None:
+            self.asked[(nodeid, len(self.records[nodeid]) - 1)] = asked
+
+    def note_metric(self, nodeid: str, name: str) -> None:
+        """``nodeid`` uses metric ``name`` (listed in the reports even when it computes nothing)."""
+        names = self.test_metrics.setdefault(nodeid, [])
+        if name not in names:
+            names.append(name)
+
+    def note_missing_weights(self, nodeid: str, error: Any) -> None:
+        """Weights of ``error.backbone`` are missing (or refused): remembered once per backbone, with the
+        tests that needed them, for the session summary."""
+        backbone = getattr(error, "backbone", None) or "?"
+        if backbone not in self.missing_weights:
+            self.missing_weights[backbone] = {**_download_info(backbone), "message": str(error), "tests": []}
+        entry = self.missing_weights[backbone]
+        if nodeid not in entry["tests"]:
+            entry["tests"].append(nodeid)
 
     def record_check(self, result: MetricResult, check: dict[str, Any]) -> None:
         """A gate's verdict on ``result``: attached to the record of that result (a result computed
@@ -172,6 +199,19 @@ class I2ISession:
         if self.current_test is not None:
             self.record(self.current_test, result)
             self.checks.setdefault((self.current_test, len(self.records[self.current_test]) - 1), []).append(check)
+
+
+def _download_info(backbone: str) -> dict[str, Any]:
+    """The file that would install ``backbone``'s weights: ``file``, ``size`` (bytes), ``sha256``, ``source``."""
+    from pytest_i2i.backbones.registry import get_spec
+    from pytest_i2i.backbones.weights import weights_status
+
+    try:
+        status = weights_status(get_spec(backbone).pretrained)
+    except Exception:  # noqa: BLE001 - an unregistered or unusual backbone: the message still says it all
+        return {"file": None, "size": None, "sha256": None, "source": None}
+    wf = status.download
+    return {"file": wf.filename, "size": wf.size, "sha256": wf.sha256, "source": status.source}
 
 
 class BoundMetric:
@@ -190,21 +230,28 @@ class BoundMetric:
         self.nodeid = nodeid
         self.record_property = record_property
         self.spec = metric_spec(name)
+        session.note_metric(nodeid, name)
         opts = session.options
         self.defaults = {k: v for k, v in (("device", opts.device), ("batch_size", opts.batch_size),
                                            ("seed", opts.seed)) if k in self.spec.accepts}
 
     def on_baseline(self, **kwargs: Any) -> MetricResult:
         """The metric on the baseline's outputs (``--i2i-baseline``), the counterpart of ``metric()``."""
-        result = self(*self.session.default_args(self.name, baseline=True), **kwargs)
+        __tracebackhide__ = True
+        result = self._call(self.session.default_args(self.name, baseline=True), kwargs,
+                            asked=len(self.session.dataset))
         result.extra["evaluated"] = "baseline"
         return result
 
     def __call__(self, *args: Any, **kwargs: Any) -> MetricResult:
+        __tracebackhide__ = True
+        return self._call(args or self.session.default_args(self.name), kwargs, asked=None if args else
+                          len(self.session.dataset))
+
+    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any], asked: int | None = None) -> MetricResult:
+        __tracebackhide__ = True
         from pytest_i2i.errors import WeightsError
 
-        if not args:
-            args = self.session.default_args(self.name)
         missing = [k for k in self.spec.required if k not in kwargs]
         if missing:
             raise I2IInputError(f"{self.name} needs {', '.join(f'{k}=' for k in missing)} (e.g. "
@@ -223,11 +270,13 @@ class BoundMetric:
         except WeightsError as e:
             from pytest_i2i.backbones.weights import weights_message_once
 
-            message = weights_message_once(e)
+            self.session.note_missing_weights(self.nodeid, e)
             if self.session.options.require_weights:
-                pytest.fail(f"{self.name}: --i2i-require-weights is set and {message}", pytrace=False)
-            pytest.skip(f"{self.name}: {message}")
-        self.session.record(self.nodeid, result)
+                pytest.fail(f"{self.name}: --i2i-require-weights is set and {weights_message_once(e)}", pytrace=False)
+            # one line per test; the full message (files, places searched, how to install) is in the
+            # session summary, once per backbone
+            pytest.skip(f"{self.name}: {str(e).splitlines()[0]} (how to install: the pytest-i2i summary)")
+        self.session.record(self.nodeid, result, asked=asked)
         self.record_property(f"i2i.{self.name}", result.value)
         return result
 

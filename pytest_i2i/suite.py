@@ -48,12 +48,14 @@ def gate(request: pytest.FixtureRequest, name: str) -> Any:
     """Compute metric ``name`` on the model's outputs and gate it with its ``[tool.i2i.thresholds]``
     entry: by the metric's direction, with a one-sided bootstrap bound of the mean for per-sample
     metrics. Without an entry the value is computed and reported and the test is skipped."""
+    __tracebackhide__ = True  # a failing gate shows the test and the explanation, not this helper
     from pytest_i2i.gates import assert_metric
 
     spec = metric_spec(name)
+    metric = request.getfixturevalue(name)  # first: the reports then list the test under its metric
     thresholds = request.getfixturevalue("i2i_thresholds")
     _skip_if_too_small(request, spec)
-    result = request.getfixturevalue(name)()
+    result = metric()
     entry = thresholds.get(name)
     if entry is None:
         pytest.skip(f"{name} = {result.value:.4g}: no threshold for {name} in [tool.i2i.thresholds]")
@@ -65,13 +67,14 @@ def gate(request: pytest.FixtureRequest, name: str) -> Any:
 def no_regression(request: pytest.FixtureRequest, name: str) -> Any:
     """The candidate's ``name`` is not worse than the baseline's beyond its ``margin``
     (paired bootstrap); skipped without ``--i2i-baseline``."""
+    __tracebackhide__ = True
     from pytest_i2i.gates import assert_no_regression
 
+    metric = request.getfixturevalue(name)  # first: the reports then list the test under its metric
     options = request.getfixturevalue("i2i_options")
     if not options.baseline:
         pytest.skip("no --i2i-baseline given")
     _skip_if_too_small(request, metric_spec(name))
-    metric = request.getfixturevalue(name)
     candidate, baseline = metric(), metric.on_baseline()
     margin = request.getfixturevalue("i2i_thresholds").get(name, {}).get("margin", 0.0)
     return assert_no_regression(candidate, baseline, margin=margin, seed=options.seed)

@@ -82,7 +82,7 @@ def test_failing_metric_assert_explains_itself(pytester, model_files):
     result = _run(pytester, f"--i2i-model={model_files['worse']}")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
-        "*ssim * >= 0.999 failed*", "*95% CI of the mean*", "*n = 3*", "*worst 3 samples:*", "*astronaut*",
+        "*ssim * >= 0.999 failed*", "*95% CI of the mean*n = 3*", "*worst 3 samples:*astronaut*",
     ])
 
 
@@ -127,7 +127,7 @@ def test_report_files_terminal_table_and_junit(pytester, model_files, tmp_path):
     result.stdout.fnmatch_lines(["*pytest-i2i metrics*", "*test_psnr_strict*psnr*>= 60*FAIL*", "*test_ssim*ssim*pass*"])
     result.stdout.no_fnmatch_line("*record_property is incompatible*")
     data = json.loads((report / "i2i-report.json").read_text())
-    assert data["schema"] == "pytest-i2i-report/1"
+    assert data["schema"] == "pytest-i2i-report/2"
     assert [(m["test"].split("::")[-1], m["result"]["name"], m["outcome"]) for m in data["metrics"]] == [
         ("test_l1", "l1", "passed"), ("test_psnr_strict", "psnr", "failed"), ("test_ssim", "ssim", "passed")]
     # gates and failing plain asserts are recorded; a passing plain comparison leaves the result alone
@@ -172,3 +172,57 @@ def test_model_suite_with_thresholds_and_baseline(pytester, model_files):
                                  "*test_no_regression_against_baseline?ssim?*ssim (baseline)*"])
     result.stdout.fnmatch_lines(["*psnr = *: no threshold for psnr in [[]tool.i2i.thresholds[]]*"])
     result.stdout.fnmatch_lines(["*test_fidelity_to_target*ssim*>= 0.2*pass*"])
+
+
+def test_terminal_summary_lists_skipped_tests_and_names_missing_weights_once(pytester, model_files, tmp_path,
+                                                                             monkeypatch):
+    pytester.makepyfile(test_session="""
+        from pytest_i2i.gates import assert_metric
+
+        def test_fid(fid):
+            assert fid() <= 100
+
+        def test_kid(kid):
+            assert kid() <= 1
+
+        def test_ssim_gate(ssim):
+            assert_metric(ssim(), ">=", 0.999)
+    """)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    result = _run(pytester, "-rs", "--i2i-offline", f"--i2i-model={model_files['good']}")
+    result.assert_outcomes(failed=1, skipped=2)
+    out = result.stdout.str()
+    # every metric test is a row of the table, skipped ones with a short reason
+    result.stdout.fnmatch_lines(["*pytest-i2i metrics*", "*test_fid*fid*skip*no weights for inception-fid*",
+                                 "*test_kid*kid*skip*no weights for inception-fid*",
+                                 "*test_ssim_gate*ssim*lower bound*>= 0.999*FAIL*",
+                                 "*0 passed  1 failed  2 skipped  ->  FAILED*"])
+    # the missing file is named once for both tests, with how to install it in pytest's syntax
+    assert out.count("pt_inception-2015-12-05-6726825d.pth (95.6 MB)") == 1
+    result.stdout.fnmatch_lines(["*inception-fid*fid, kid*pt_inception-2015-12-05-6726825d.pth*",
+                                 "*To install:*--i2i-weights-dir=FOLDER*"])
+    # skips are attributed to the tests, not to the library line that raised them
+    result.stdout.fnmatch_lines(["SKIPPED [[]1[]] test_session.py:*: fid: weights for backbone 'inception-fid'*"])
+    assert "session.py" not in out.replace("test_session.py", "")
+    # a failing gate shows the test's line and the explanation, not the gate's source and docstring
+    result.stdout.fnmatch_lines(["*>*assert_metric(ssim(), \">=\", 0.999)*", "E*gate failed: ssim: one-sided 95%*",
+                                 "E*worst 3 samples: *"])
+    assert "def assert_metric" not in out and "Args:" not in out
+
+
+def test_plain_assert_explanation_keeps_what_matters_within_pytests_truncation(pytester, model_files):
+    pytester.makepyfile("""
+        def test_ssim_high(ssim):
+            result = ssim()
+            result.warnings.extend(["first note", "second note", "third note", "fourth note"])
+            assert result >= 0.999
+    """)
+    result = _run(pytester, f"--i2i-model={model_files['worse']}")
+    result.assert_outcomes(failed=1)
+    lines = [line for line in result.stdout.lines if line.startswith("E ")]
+    kept = "\n".join(lines)
+    # the head, the CI and n and the worst samples come before pytest's cut (8 lines by default)
+    assert "ssim" in lines[0] and ">= 0.999 failed (compared: the mean)" in lines[0]
+    assert "95% CI of the mean" in kept and "n = 3" in kept and "worst 3 samples:" in kept
+    assert all(uid in kept for uid in ("astronaut", "chelsea", "coffee"))  # all three worst samples, none cut

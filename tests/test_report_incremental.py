@@ -55,12 +55,12 @@ def test_d_never_runs():
 
 def _read_report(path: Path) -> dict:
     data = json.loads(path.read_text(encoding="utf-8"))  # a valid JSON document, never half a file
-    assert data["schema"] == "pytest-i2i-report/1"
+    assert data["schema"] == "pytest-i2i-report/2"
     return data
 
 
-def _short(tests: dict[str, str]) -> dict[str, str]:
-    return {k.split("::")[-1]: v for k, v in tests.items()}
+def _short(tests: dict[str, dict]) -> dict[str, str]:
+    return {k.split("::")[-1]: v["outcome"] for k, v in tests.items()}
 
 
 def _kill_when_ready(cmd: list[str], cwd: Path, env: dict[str, str], marker: Path, report: Path,
