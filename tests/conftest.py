@@ -8,9 +8,12 @@ test that attempts one fails even when the code under test swallowed the error."
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
+import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 import numpy.fft  # noqa: F401
@@ -115,3 +118,50 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture
+def chromium(tmp_path):
+    """A headless Chromium driven by selenium (Debian's ``chromium`` and ``chromium-driver``, which
+    ``.ci/run`` installs), window 1360x860, the page's console kept (``driver.get_log("browser")``).
+    Skips, saying why, without them."""
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[test]')")
+    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+        pytest.skip(f"Chromium or chromedriver not found ({CHROMIUM}, {CHROMEDRIVER}); .ci/run installs Debian's "
+                    "chromium and chromium-driver")
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    opts = Options()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                "--disable-extensions", "--window-size=1360,860", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+    yield driver
+    with contextlib.suppress(Exception):  # a test may have quit it already
+        driver.quit()
+
+
+@pytest.fixture
+def save_screenshot(tmp_path):
+    """``save_screenshot(driver, name)``: a PNG of the window in ``tmp_path/artifacts`` (and in
+    ``$I2I_TEST_ARTIFACTS`` when set); returns its path."""
+
+    def save(driver, name: str) -> Path:
+        folder = tmp_path / "artifacts"
+        folder.mkdir(exist_ok=True)
+        path = folder / name
+        assert driver.save_screenshot(str(path)), f"no screenshot written to {path}"
+        extra = os.environ.get("I2I_TEST_ARTIFACTS")
+        if extra:
+            Path(extra).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, Path(extra) / name)
+        return path
+
+    return save

@@ -9,20 +9,12 @@ The scripted rater's judgments are labelled synthetic. Screenshots go to the tes
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[test]')")
-if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
-    pytest.skip(f"Chromium or chromedriver not found ({CHROMIUM}, {CHROMEDRIVER}); .ci/run installs Debian's "
-                "chromium and chromium-driver", allow_module_level=True)
+pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[test]')")
+# the browser: the ``chromium`` fixture of conftest.py (skips, saying why, without Chromium)
 
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -34,31 +26,7 @@ from pytest_i2i.judge.records import parse_item  # noqa: E402
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # metrics on tiny images: threads only add contention
 
 
-def _chromium(profile: Path):
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    opts = Options()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                "--disable-extensions", "--window-size=1360,860", f"--user-data-dir={profile}"):
-        opts.add_argument(arg)
-    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
-
-
-def _save(driver, tmp_path: Path, name: str) -> Path:
-    folder = tmp_path / "artifacts"
-    folder.mkdir(exist_ok=True)
-    path = folder / name
-    assert driver.save_screenshot(str(path)), f"no screenshot written to {path}"
-    extra = os.environ.get("I2I_TEST_ARTIFACTS")
-    if extra:
-        Path(extra).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(extra) / name)
-    return path
-
-
-def test_full_session_with_keyboard_reload_and_resume(tmp_path):
+def test_full_session_with_keyboard_reload_and_resume(tmp_path, chromium, save_screenshot):
     from pytest_i2i.validation.judgments import load_judgments
     from pytest_i2i.validation.validation_report import validate
 
@@ -71,7 +39,7 @@ def test_full_session_with_keyboard_reload_and_resume(tmp_path):
     assert total == 7
     out = tmp_path / "judged"
     with JudgeServer(tasks_dir, out, port=0, synthetic=True) as srv:
-        driver = _chromium(tmp_path / "profile")
+        driver = chromium
         try:
             wait = WebDriverWait(driver, 15)
             driver.get(srv.url)
@@ -96,7 +64,7 @@ def test_full_session_with_keyboard_reload_and_resume(tmp_path):
                 answer_one(k)
             wait.until(lambda d: d.execute_script(
                 "const b = document.querySelector('#answers button'); return b && !b.disabled;"))
-            shot = _save(driver, tmp_path, "judge-2afc.png")
+            shot = save_screenshot(driver, "judge-2afc.png")
             driver.refresh()  # mid-way: the page must come back to the same rater and item 4 of 7
             wait.until(lambda d: d.find_element(By.ID, "progress-text").text == f"3 / {total}")
             assert driver.find_element(By.ID, "rater-name").text == "ann"
@@ -104,13 +72,13 @@ def test_full_session_with_keyboard_reload_and_resume(tmp_path):
             for k in range(3, total):
                 answer_one(k)
             wait.until(lambda d: d.find_element(By.ID, "done").is_displayed())
-            _save(driver, tmp_path, "judge-done.png")
+            save_screenshot(driver, "judge-done.png")
             driver.get(srv.url + "status")
             wait.until(lambda d: "ann" in d.find_element(By.ID, "raters").text)
             driver.find_element(By.ID, "rank").click()  # the metric ranking, computed on the study's images
             wait.until(lambda d: d.find_element(By.ID, "ranking").is_displayed())
             assert "l1" in driver.find_element(By.ID, "ranking").text
-            _save(driver, tmp_path, "judge-status.png")
+            save_screenshot(driver, "judge-status.png")
         finally:
             driver.quit()
     assert shot.stat().st_size > 10_000
