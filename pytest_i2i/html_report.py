@@ -27,6 +27,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from pytest_i2i.backbones.weights import human_size
+
 ROLES = ("input", "output", "target")
 #: worst samples shown per metric, and best samples shown for contrast
 WORST_SHOWN, BEST_SHOWN = 3, 2
@@ -269,7 +271,7 @@ def _not_run(report: dict[str, Any], summary: dict[str, Any]) -> str:
     missing = report.get("missing_weights") or {}
     for backbone, m in missing.items():
         metrics = sorted({n for t in summary["not_run"] if t["backbone"] == backbone for n in t["metrics"]})
-        size = f", {_size(m['size'])}" if m.get("size") else ""
+        size = f", {human_size(m['size'])}" if m.get("size") else ""
         file = (f"install <code>{_esc(m['file'])}</code>{_esc(size)}" if m.get("file") else "install its weights")
         source = f" from <code>{_esc(m['source'])}</code>" if m.get("source") else ""
         items.append(
@@ -300,13 +302,6 @@ def _not_run(report: dict[str, Any], summary: dict[str, Any]) -> str:
     if not items:
         return "<h2 id='not-run'>What did not run</h2><p>Everything ran.</p>"
     return f"<h2 id='not-run'>What did not run, and why</h2><ul class='notrun'>{''.join(items)}</ul>"
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
 
 
 def _message(text: str) -> str:

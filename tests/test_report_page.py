@@ -205,3 +205,17 @@ def test_partial_runs_say_so(tmp_path, status):
     page = _page(tmp_path, report)
     assert f"run {status}" in page and summarize(report)["verdict"] == status
     assert image_path(tmp_path / "images", "a", "output").is_file()
+
+
+def test_metric_with_maps_shows_heat_maps_on_one_scale(tmp_path):
+    report = synthetic_report()
+    entry = next(e for e in report["metrics"] if e["result"]["name"] == "l1")
+    # synthetic 2x2 distance maps: sample k's map is k/8 everywhere, but f has one bright patch
+    maps = [[[k / 8, k / 8], [k / 8, k / 8]] for k in range(8)]
+    maps[5][0][1] = 2.0
+    entry["result"]["extra"] = {"maps": maps}
+    page = _page(tmp_path, report)
+    section = page[page.index("id='m0-l1'"):page.index("id='m1-ssim'")]
+    heat = re.findall(r"src='(plots/m0-l1-[^']*heat[^']*)'", section)
+    assert len(heat) == 5 and all((tmp_path / h).is_file() for h in heat)  # 3 worst + 2 best, each with its map
+    assert "dark 0 to bright 2" in section  # one colour scale: the largest value over all maps
