@@ -165,3 +165,35 @@ def save_screenshot(tmp_path):
         return path
 
     return save
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_fresh_machine_commands() -> list[list[str]]:
+    """The ```bash blocks of the README's "On a fresh machine" section, each as its commands (split at
+    ``&&``) with the install steps (``python3 -m venv``, ``pip install``) left out and ``.venv/bin/``
+    pointed at the running interpreter's environment: what a user pastes after installing."""
+    import re
+    import shlex
+
+    text = README.read_text(encoding="utf-8")
+    section = text.split("\n## On a fresh machine\n", 1)[1].split("\n## ", 1)[0]
+    bindir = str(Path(sys.executable).parent) + "/"
+    blocks = []
+    for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S):
+        commands = []
+        for command in block.replace("\\\n", " ").strip().split("&&"):
+            argv = shlex.split(command)
+            if argv[:3] == ["python3", "-m", "venv"] or "install" in argv[1:2]:
+                continue
+            commands.append([bindir + a.removeprefix(".venv/bin/") if a.startswith(".venv/bin/") else a
+                             for a in argv])
+        blocks.append(commands)
+    return blocks
+
+
+@pytest.fixture(scope="session")
+def readme_commands() -> list[list[list[str]]]:
+    """:func:`readme_fresh_machine_commands` (tests run the README's commands from the README itself)."""
+    return readme_fresh_machine_commands()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,20 +26,28 @@ SKIPPED = ("clip_direction", "clip_image", "clip_text", "cmmd", "dino_image", "f
 
 
 @pytest.fixture(scope="module")
-def demo_report(tmp_path_factory) -> Path:
-    """The report folder of the README's main job, offline, with no weights installed anywhere."""
+def demo_report(tmp_path_factory, readme_commands) -> Path:
+    """The report folder of the README's main job (its command taken from README.md), offline, with no
+    weights installed anywhere."""
     out = tmp_path_factory.mktemp("demo-report") / "i2i-report"
     home = tmp_path_factory.mktemp("empty-caches")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "I2I_"))}
     env.update(PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
                I2I_OFFLINE="1", HF_HUB_OFFLINE="1", TORCH_HOME=str(home / "torch"), HF_HOME=str(home / "hf"),
                HF_HUB_CACHE=str(home / "hf" / "hub"), OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "pytest", "suites/model", "--i2i-model=demo/colorize_unet128.pth",
-           "--i2i-arch=pix2pix-unet128-ngf8", f"--i2i-report={out}", "-p", "no:cacheprovider", "-q"]
+    (cmd,) = readme_commands[0]
+    assert cmd[1:4] == ["-m", "pytest", "suites/model"] and "--i2i-report=i2i-report" in cmd, cmd
+    cmd = [f"--i2i-report={out}" if a == "--i2i-report=i2i-report" else a for a in cmd]
+    cmd += ["-p", "no:cacheprovider", "-q"]
     run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert "6 passed, 15 skipped" in run.stdout, run.stdout[-3000:]
     return out
+
+
+#: every image that overlaps the window has loaded
+_IN_VIEW_LOADED = """return Array.from(document.images).filter(i => { const r = i.getBoundingClientRect();
+    return r.bottom > 0 && r.top < window.innerHeight; }).every(i => i.complete && i.naturalWidth > 0);"""
 
 
 def _wait(driver, condition, timeout: float = 20.0):
@@ -72,6 +79,10 @@ def test_demo_report_in_chromium(demo_report, chromium, save_screenshot):
     assert not missing, f"the summary does not list {missing}:\n{not_run}"
     assert "pt_inception-2015-12-05-6726825d.pth" in not_run and "no --i2i-baseline given" in not_run
     save_screenshot(driver, "report-summary.png")
+    driver.execute_script("document.getElementById('per-metric').scrollIntoView()")
+    _wait(driver, _IN_VIEW_LOADED)  # lazy images: the screenshot shows them, not grey boxes
+    save_screenshot(driver, "report-metric.png")
+    driver.execute_script("window.scrollTo(0, 0)")
 
     # every image the page references loads (lazy ones too)
     broken = driver.execute_async_script("""
