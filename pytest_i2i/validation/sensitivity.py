@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from pytest_i2i.errors import I2IInputError, UnknownNameError, WeightsError
+from pytest_i2i.metrics.functional.frechet import frechet_distance_features
 
 AREAS_PERCENT: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 25.0)
 AUROC_TARGET = 0.9
@@ -54,29 +55,6 @@ CALIBRATED = "calibrated"
 # --------------------------------------------------------------------------------------------
 # metric table
 # --------------------------------------------------------------------------------------------
-
-
-def frechet_distance_features(x: np.ndarray, y: np.ndarray) -> float:
-    r"""Fréchet distance between Gaussians fitted to feature rows, in its exact low-rank form.
-
-    With :math:`A = (X - \bar x)^\top / \sqrt{n-1}` (so :math:`\Sigma_x = A A^\top`, unbiased) and
-    :math:`B` likewise for ``y``, the nonzero eigenvalues of :math:`\Sigma_x \Sigma_y` are those of
-    :math:`(B^\top A)^\top (B^\top A)`, so :math:`\operatorname{tr}\sqrt{\Sigma_x \Sigma_y} = \|B^\top A\|_*`
-    (nuclear norm) and
-
-    .. math:: \text{FD} = \|\bar x - \bar y\|^2 + \|A\|_F^2 + \|B\|_F^2 - 2 \|B^\top A\|_*
-
-    the same value as :func:`pytest_i2i.metrics.functional.frechet.frechet_distance` on the
-    full covariances (tested to 1e-6 relative), at :math:`O(n^2 D)` instead of :math:`O(D^3)`:
-    fast enough for permutation tests.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    a = (x - x.mean(0)).T / math.sqrt(len(x) - 1)
-    b = (y - y.mean(0)).T / math.sqrt(len(y) - 1)
-    nuclear = np.linalg.svd(b.T @ a, compute_uv=False).sum()
-    value = float(((x.mean(0) - y.mean(0)) ** 2).sum() + (a**2).sum() + (b**2).sum() - 2.0 * nuclear)
-    return max(value, 0.0)
 
 
 def _kid_statistic(x: np.ndarray, y: np.ndarray) -> float:
