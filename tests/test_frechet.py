@@ -225,10 +225,30 @@ def test_rank_deficient_route_equals_50_digit_reference(rng, monkeypatch, n1, n2
     assert got == pytest.approx(_mp_frechet_from_samples(x, y), rel=1e-12)
 
 
+@pytest.mark.parametrize("offset", [0.4, 2.0])
+def test_rank_reduced_route_on_streamed_covariances_with_round_off_noise(rng, monkeypatch, offset):
+    """FeatureStats covariances ((Σxxᵀ − n μμᵀ)/(n−1)) of 32 samples in d = 128 carry cancellation
+    noise; with a feature mean of 2 some noise eigenvalues clear the floor and the pivoting runs past
+    the rank. The route must still not need the full eigendecomposition, and agree with the exact
+    small-space nuclear-norm value (singular values of the centred samples' cross product)."""
+    d, n = 128, 32
+    q = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    scale = np.sqrt(0.5 / np.arange(1, d + 1))
+    x = (rng.standard_normal((n, d)) * scale) @ q.T + offset
+    y = 0.8 * (rng.standard_normal((n + 3, d)) * scale) @ q.T + offset
+    sx, sy = FeatureStats.from_features(x), FeatureStats.from_features(y)
+    xc, yc = (x - x.mean(0)) / np.sqrt(n - 1), (y - y.mean(0)) / np.sqrt(n + 2)
+    exact = float(((x.mean(0) - y.mean(0)) ** 2).sum() + (xc ** 2).sum() + (yc ** 2).sum()
+                  - 2 * np.linalg.svd(yc @ xc.T, compute_uv=False).sum())
+    calls = _route_spy(monkeypatch)
+    assert frechet_distance(sx.mean, sx.cov, sy.mean, sy.cov) == pytest.approx(exact, rel=1e-10)
+    assert calls == ["_trace_sqrt_rank_reduced"]
+
+
 def test_rank_reduced_route_falls_back_to_eigh_when_pivoting_leaves_out_too_much(monkeypatch):
-    """Σ₁ = [1] ⊕ c·J₅ with c just under dpstrf's pivot tolerance: pivoting stops at rank 1, but the
-    left-out c·J₅ has the eigenvalue 5c above the floor 6·eps, so its direction counts: the route
-    must notice (Frobenius check) and take the full eigendecomposition."""
+    """Σ₁ = [1] ⊕ c·J₅ with c just under dpstrf's pivot tolerance: pivoting stops at rank 1, but
+    c·J₅ has the eigenvalue 5c above the floor 6·eps, so its direction counts (k = 2): the route
+    must notice and take the full eigendecomposition."""
     d = 6
     s1 = np.zeros((d, d))
     s1[0, 0] = 1.0
@@ -294,6 +314,17 @@ def test_only_the_lower_triangles_are_read(rng, monkeypatch, n1, n2):
     j2[upper] = rng.standard_normal(upper[0].size) * 50
     assert frechet_distance(m1, j1, m2, j2) == pytest.approx(expected, rel=1e-12)
     assert calls == route
+
+
+def test_eigenvalue_count_from_inertia_matches_eigvalsh(rng):
+    """The rank decision's counter (LDLᵀ inertia, with its 2 x 2 pivots) against numpy's eigenvalues."""
+    for d in (1, 5, 40):
+        b = rng.standard_normal((d, d))
+        s = (b + b.T) / 2  # indefinite: Bunch–Kaufman takes 2 x 2 pivots
+        w = np.linalg.eigvalsh(s)
+        between = [float(u + v) / 2 for u, v in zip(w[:-1], w[1:])]  # away from every eigenvalue
+        for tau in [-10.0, 10.0, *between]:
+            assert fr._count_eigenvalues_above(s, tau) == int((w > tau).sum())
 
 
 @pytest.mark.parametrize("d, n", [(128, 40), (128, 400)])

@@ -14,14 +14,14 @@ matrix square root, from the eigenvalues only of one symmetric matrix:
   succeeds and LAPACK's reciprocal condition estimate (``dpocon``) exceeds 10·k·eps, which puts
   its smallest eigenvalue above the round-off floor below.
 * **Rank-reduced route** (otherwise, e.g. fewer samples than dimensions): the pivoted Cholesky
-  factorization Σ₁ = P F Fᵀ Pᵀ (LAPACK ``dpstrf``) finds the r-dimensional numerical range of Σ₁
-  at O(k²r) cost; Σ₁'s eigenvalues are those of the r x r matrix FᵀF, the directions whose
-  eigenvalue is at or below the floor are dropped, and the second step works on the r x r matrix
-  Aᵀ Σ₂ A (A = Σ₁'s kept eigenvectors scaled by the square roots of their eigenvalues). The part
-  of Σ₁ the pivoting leaves out is checked to have Frobenius norm at or below the floor; when it
-  does not (Σ₁ indefinite beyond round-off, or its small eigenvalues spread over many pivots),
-  the eigenvectors of Σ₁ are taken from a full symmetric eigendecomposition instead (the
-  module's previous route), with the same floor.
+  factorization of Σ₁ (LAPACK ``dpstrf``, O(k²p) for p pivots) gives Σ₁ ≈ F Fᵀ, F of size k x p,
+  and the eigenvectors of FᵀF turn F into Σ₁'s eigenvectors scaled by the square roots of their
+  eigenvalues. The rank decision is the eigh route's, made exactly without eigenvectors: r, the
+  number of Σ₁'s eigenvalues above the floor, is the inertia of Σ₁ − floor·I (Sylvester's law,
+  from one Bunch–Kaufman LDLᵀ factorization, ``dsytrf``, k³/3 flops). The second step works on
+  the r x r matrix Aᵀ Σ₂ A, A = the top r of those scaled eigenvectors. When the pivoting stopped
+  before r columns (an eigenvalue above the floor spread over pivots under the tolerance), the
+  eigenvectors come from a full symmetric eigendecomposition instead (the module's previous route).
 
 Only the lower triangle of each covariance is read (like ``numpy.linalg.eigvalsh``): a matrix
 that is not exactly symmetric counts as the symmetric matrix with its lower triangle.
@@ -218,12 +218,9 @@ def _trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     u, info = lapack.dpotrf(s1, lower=0, clean=0)  # Σ₁ = UᵀU
     if info == 0 and _well_conditioned(u, sigma1):
         m, info = lapack.dsygst(s2, u, itype=2, lower=0)  # U Σ₂ Uᵀ, similar to Σ₂Σ₁
-        if info == 0:
-            lwork, liwork, _ = lapack.dsyevr_lwork(d, lower=0)
-            ev, _, _, _, info = lapack.dsyevr(m, compute_v=0, lower=0, overwrite_a=1, lwork=int(lwork),
-                                              liwork=int(liwork))
-            if info == 0:
-                return _sum_sqrt_above_floor(ev)
+        if info != 0:  # pragma: no cover - LAPACK argument error, not a property of the data
+            raise RuntimeError(f"dsygst argument {-info} was illegal")
+        return _sum_sqrt_above_floor(_eigvals_lower(m.T, overwrite=True))  # m's upper = m.T's lower
     return _trace_sqrt_rank_reduced(sigma1, sigma2)
 
 
@@ -251,29 +248,55 @@ def _sym_times(sigma: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 def _trace_sqrt_rank_reduced(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     d = sigma1.shape[0]
-    diag = np.diagonal(sigma1)
-    # pivoting stops when every remaining diagonal entry is at or below k·eps·max diag(Σ₁);
-    # Pᵀ Σ₁ P = Uᵀ U + remainder, with U's first `rank` rows kept
-    c, piv, rank, info = lapack.dpstrf(_upper_fortran(sigma1), tol=d * _EPS * float(diag.max()), lower=0)
+    # Σ₁'s numerical range: pivoted Cholesky, Pᵀ Σ₁ P ≈ Uᵀ U, pivoting stops once every remaining
+    # diagonal entry is at or below k·eps·max diag(Σ₁)
+    c, piv, rank, info = lapack.dpstrf(_upper_fortran(sigma1), tol=d * _EPS * float(np.diagonal(sigma1).max()),
+                                       lower=0)
     if info < 0:  # pragma: no cover - LAPACK argument error, not a property of the data
         raise RuntimeError(f"dpstrf argument {-info} was illegal")
     if rank == 0:
         return 0.0
-    p = piv - 1
-    lr = np.triu(c[:rank]).T  # (d, rank), lower trapezoidal: Σ₁[p][:, p] ≈ lr lrᵀ
-    lam, vecs = np.linalg.eigh(lr.T @ lr)  # the eigenvalues of Σ₁ above round-off
-    floor1 = _noise_floor(float(np.abs(lam).max()), d)
-    rest = p[rank:]
-    if rest.size:
-        # the left-out Schur complement, from Σ₁'s lower triangle
-        block = sigma1[np.maximum.outer(rest, rest), np.minimum.outer(rest, rest)]
-        if float(np.linalg.norm(block - lr[rank:] @ lr[rank:].T)) > floor1:
-            return _trace_sqrt_eigh(sigma1, sigma2)
-    keep = lam > floor1
     f = np.empty((d, rank))
-    f[p] = lr
-    a = f @ vecs[:, keep]  # = V_r Λ_r^½ up to column signs: Σ₁'s eigenvectors scaled by √eigenvalue
+    f[piv - 1] = np.triu(c[:rank]).T  # Σ₁ ≈ F Fᵀ
+    lam, vecs = np.linalg.eigh(f.T @ f)  # ≈ Σ₁'s top `rank` eigenvalues, ascending
+    # the rank decision of the eigh route: r eigenvalues of Σ₁ itself above the floor, counted
+    # exactly (Sylvester's law of inertia) from an LDLᵀ factorization of Σ₁ − floor·I
+    r = _count_eigenvalues_above(sigma1, _noise_floor(float(lam[-1]), d))
+    if r == 0:
+        return 0.0
+    if r > rank:  # an eigenvalue above the floor spread over pivots under the tolerance
+        return _trace_sqrt_eigh(sigma1, sigma2)
+    a = f @ vecs[:, rank - r:]  # = V_r Λ_r^½ up to column signs: the top r directions
     return _sum_sqrt_above_floor(_eigvalsh(a.T @ _sym_times(sigma2, a)))
+
+
+def _count_eigenvalues_above(sigma: np.ndarray, tau: float) -> int:
+    """How many eigenvalues of the symmetric matrix with sigma's lower triangle exceed ``tau``.
+
+    The inertia of S − τI from its Bunch–Kaufman factorization P(S − τI)Pᵀ = U D Uᵀ (LAPACK
+    dsytrf, k³/3 flops): each 2 x 2 block of D has one positive and one negative eigenvalue, each
+    1 x 1 block is its own eigenvalue.
+    """
+    d = sigma.shape[0]
+    shifted = _upper_fortran(sigma).copy(order="F")
+    shifted[np.diag_indices(d)] -= tau
+    lwork, _ = lapack.dsytrf_lwork(d, lower=0)
+    ldu, ipiv, info = lapack.dsytrf(shifted, lower=0, lwork=int(lwork), overwrite_a=1)
+    if info < 0:  # pragma: no cover - LAPACK argument error, not a property of the data
+        raise RuntimeError(f"dsytrf argument {-info} was illegal")
+    one_by_one = ipiv > 0
+    return int((np.diagonal(ldu)[one_by_one] > 0).sum()) + int((~one_by_one).sum()) // 2
+
+
+def _eigvals_lower(sigma: np.ndarray, overwrite: bool = False) -> np.ndarray:
+    """Eigenvalues of the symmetric matrix with sigma's lower triangle (LAPACK dsyevr, no vectors)."""
+    d = sigma.shape[0]
+    lwork, liwork, _ = lapack.dsyevr_lwork(d, lower=0)
+    ev, _, _, _, info = lapack.dsyevr(_upper_fortran(sigma), compute_v=0, lower=0, lwork=int(lwork),
+                                      liwork=int(liwork), overwrite_a=int(overwrite))
+    if info != 0:  # pragma: no cover - LAPACK convergence failure on a finite symmetric matrix
+        raise RuntimeError(f"dsyevr failed (info={info})")
+    return ev
 
 
 def _trace_sqrt_eigh(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
