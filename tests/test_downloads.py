@@ -473,7 +473,9 @@ def test_i2i_backbones_shows_installed_where_verified_and_size(server, cache_dir
     out_text = capsys.readouterr().out
     line = next(x for x in out_text.splitlines() if x.startswith(TINY + " "))
     size = weights.human_size(len(body)).split()
-    assert line.split() == [TINY, "1x1", "installed", "torch", "hub", "cache", "sha256", *size]
+    # backbone, input, the file it needs (size), ready or not, where, verified against what
+    assert line.split() == [TINY, "1x1", FILENAME, f"({size[0]}", f"{size[1]})", "ready", "torch", "hub", "cache",
+                            "sha256"]
     assert f"  weights {cache_dir / FILENAME}" in out_text
     # a file with the published name but other content: shown as refused, with the reason
     wdir = tmp_path / "wdir"
