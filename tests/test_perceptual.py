@@ -1,0 +1,305 @@
+"""LPIPS and DISTS against their reference implementations, on the same weights and images.
+
+The trunks' published ImageNet files cannot be had here, so every trunk is torchvision's
+architecture with seeded random weights (torchvision's own initialisation), saved to a file and
+loaded through the project's weights path (``weights=<file>``) and, with the same tensors, into
+the reference implementations (whose pretrained downloads are replaced by the same random
+trunk). The learned heads are the real, published files: LPIPS' v0.1 linear layers and DISTS'
+α/β from the installed packages. Every number here is UNCALIBRATED (random trunks); the tests
+compare implementations, not values.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import pytest_i2i
+from pytest_i2i.errors import I2IInputError, WeightsNotFound
+from pytest_i2i.images import sample_images
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+NETS = ("alex", "vgg", "squeeze")
+
+
+@pytest.fixture(scope="module")
+def trunk_files(tmp_path_factory):
+    """Seeded random torchvision trunks in the published files' key layout (``features.<i>.*``;
+    SqueezeNet with its classifier too, as the published file has it)."""
+    import torchvision
+    from torchvision.models.vgg import cfgs, make_layers
+
+    root = tmp_path_factory.mktemp("trunks")
+    files = {}
+    torch.manual_seed(1)
+    files["alex"] = {f"features.{k}": v for k, v in torchvision.models.alexnet().features.state_dict().items()}
+    torch.manual_seed(2)
+    vgg = make_layers(cfgs["D"], batch_norm=False)
+    for m in vgg.modules():  # torchvision's VGG init (kaiming normal, zero bias)
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            torch.nn.init.constant_(m.bias, 0)
+    files["vgg"] = {f"features.{k}": v for k, v in vgg.state_dict().items()}
+    torch.manual_seed(3)
+    files["squeeze"] = torchvision.models.squeezenet1_1().state_dict()
+    paths = {}
+    for net, state in files.items():
+        paths[net] = root / f"random_{net}.pth"
+        torch.save(state, paths[net])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def images():
+    """Real photos (bundled): pairs of different photos and of a photo and its edited copy; one
+    pair of a non-square size."""
+    photos = sample_images(size=96)
+    x = torch.stack([photos[i] for i in range(len(photos))])
+    a = torch.stack([x[0], x[1], x[2], x[3]])
+    b = torch.stack([x[4], (x[1] * 0.7 + 0.2).clamp(0, 1), x[2].flip(-1), x[5]])
+    return a[..., :64, :64].contiguous(), b[..., :64, :64].contiguous(), a[..., :48, :80].contiguous(), \
+        b[..., :48, :80].contiguous()
+
+
+def _trunk_state(ref_state_keys, features_state):
+    """Map ``features.<i>.<rest>`` onto a reference trunk's keys (``slice<k>.<i>.<rest>`` or
+    ``slices.<k>.<i>.<rest>``), which keep torchvision's layer index."""
+    out = {}
+    for key in ref_state_keys:
+        parts = key.split(".")
+        rest = parts[2:] if parts[0] != "slices" else parts[3:]
+        idx = parts[1] if parts[0] != "slices" else parts[2]
+        out[key] = features_state[".".join(["features", idx, *rest])]
+    return out
+
+
+def _lpips_reference(net: str, trunk_file, spatial: bool = False):
+    import lpips
+
+    ref = lpips.LPIPS(net=net, pnet_rand=True, spatial=spatial, verbose=False)  # real lin layers, random trunk
+    state = torch.load(trunk_file, weights_only=True)
+    ref.net.load_state_dict(_trunk_state(list(ref.net.state_dict()), state))
+    return ref.eval()
+
+
+def _torchmetrics_lpips(net: str, trunk_file, monkeypatch):
+    import torchvision
+    from torchmetrics.functional.image import lpips as tm_lpips
+    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
+    def no_download(name, pretrained=False):  # torchmetrics would download torchvision's file
+        return getattr(torchvision.models, name)(weights=None).features
+
+    monkeypatch.setattr(tm_lpips, "_get_tv_model_features", no_download)
+    metric = LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True)
+    state = torch.load(trunk_file, weights_only=True)
+    metric.net.net.load_state_dict(_trunk_state(list(metric.net.net.state_dict()), state))
+    return metric
+
+
+@pytest.mark.parametrize("net", NETS)
+def test_lpips_equals_the_lpips_package_and_torchmetrics(net, trunk_files, images, monkeypatch):
+    a, b, a2, b2 = images
+    ref = _lpips_reference(net, trunk_files[net])
+    tm = _torchmetrics_lpips(net, trunk_files[net], monkeypatch)
+    for x, y in ((a, b), (a2, b2)):
+        ours = pytest_i2i.lpips(x, y, net=net, weights=trunk_files[net])
+        with torch.no_grad():
+            expected = ref(x, y, normalize=True).flatten().double()
+            expected_tm = tm.net(x, y, normalize=True).flatten().double()
+        got = torch.tensor(ours.per_sample, dtype=torch.float64)
+        assert expected.min() > 1e-2  # a meaningful comparison: the pairs differ
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(got, expected_tm, rtol=1e-6, atol=1e-6)
+        tm.reset()
+        tm.update(x, y)
+        assert ours.value == pytest.approx(float(tm.compute()), rel=1e-6, abs=1e-6)
+        assert ours.extra["net"] == net and ours.extra["version"] == "0.1"
+        assert ours.calibrated is False  # random trunk, even with the published linear layers
+        assert ours.extra["lin_weights_sha256"] == pytest_i2i.metrics.perceptual.LPIPS_LIN_FILES[net].sha256
+
+
+@pytest.mark.parametrize("net", ["alex", "squeeze"])
+def test_lpips_spatial_maps_equal_the_references(net, trunk_files, images, monkeypatch):
+    a, b, a2, b2 = images
+    ref = _lpips_reference(net, trunk_files[net], spatial=True)
+    import torchvision
+    from torchmetrics.functional.image import lpips as tm_lpips
+
+    monkeypatch.setattr(tm_lpips, "_get_tv_model_features",
+                        lambda name, pretrained=False: getattr(torchvision.models, name)(weights=None).features)
+    tm = tm_lpips._LPIPS(pretrained=True, net=net, spatial=True, pnet_rand=True)
+    tm.net.load_state_dict(_trunk_state(list(tm.net.state_dict()), torch.load(trunk_files[net], weights_only=True)))
+    for x, y in ((a, b), (a2, b2)):
+        ours = pytest_i2i.lpips(x, y, net=net, weights=trunk_files[net], spatial=True)
+        got = torch.tensor(ours.extra["maps"], dtype=torch.float64)
+        with torch.no_grad():
+            expected = ref(x, y, normalize=True)[:, 0].double()
+            expected_tm = tm(x, y, normalize=True)[:, 0].double()
+        assert got.shape == (x.shape[0], x.shape[2], x.shape[3])
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(got, expected_tm, rtol=1e-6, atol=1e-6)
+        assert ours.extra["max"] == pytest.approx(expected.flatten(1).amax(1).tolist(), rel=1e-6, abs=1e-6)
+
+
+def test_lpips_baseline_and_inputs_in_minus_one_one(trunk_files, images):
+    """``value_range=(-1, 1)`` is torchmetrics' ``normalize=False``; the head without linear layers
+    is the package's ``lpips=False`` baseline (the shared local distance summed over channels)."""
+    import lpips
+
+    from pytest_i2i.backbones.factory import backbone
+    from pytest_i2i.metrics.perceptual import lpips_head
+
+    a, b, _, _ = images
+    ours = pytest_i2i.lpips(a, b, weights=trunk_files["alex"])
+    signed = pytest_i2i.lpips(2 * a - 1, 2 * b - 1, weights=trunk_files["alex"], value_range=(-1.0, 1.0))
+    assert signed.per_sample == pytest.approx(ours.per_sample, rel=1e-6, abs=1e-7)
+
+    base = lpips.LPIPS(net="alex", lpips=False, pnet_rand=True, verbose=False)
+    base.net.load_state_dict(_trunk_state(list(base.net.state_dict()), torch.load(trunk_files["alex"],
+                                                                                 weights_only=True)))
+    bb = backbone("lpips-alex", weights=trunk_files["alex"])
+    feats = bb(torch.cat([a, b]))
+    n = a.shape[0]
+    got = lpips_head(None, False)({k: v[:n] for k, v in feats.items()}, {k: v[n:] for k, v in feats.items()},
+                                  (64, 64))["value"]
+    with torch.no_grad():
+        expected = base(a, b, normalize=True).flatten()
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_lpips_weights_provenance_and_lin_weights_file(trunk_files, images, tmp_path):
+    from pytest_i2i.metrics.perceptual import LPIPS_LIN_FILES, head_candidates
+
+    a, b, _, _ = images
+    shipped = [p for p in head_candidates("lpips-alex") if p.is_file()]
+    assert shipped, "the lpips package (a test dependency) ships the linear layers"
+    from pytest_i2i.files import sha256_file
+
+    assert {sha256_file(p) for p in shipped} == {LPIPS_LIN_FILES["alex"].sha256}
+
+    r = pytest_i2i.lpips(a, b, weights="random")
+    assert r.calibrated is False and r.backbone == "lpips-alex" and r.weights_sha256.startswith("random:")
+
+    state = torch.load(shipped[0], weights_only=True, map_location="cpu")
+    doubled = {k: 2 * v for k, v in state.items()}
+    torch.save(doubled, tmp_path / "my_lin.pth")
+    twice = pytest_i2i.lpips(a, b, weights=trunk_files["alex"], lin_weights=tmp_path / "my_lin.pth")
+    once = pytest_i2i.lpips(a, b, weights=trunk_files["alex"])
+    assert twice.per_sample == pytest.approx([2 * v for v in once.per_sample], rel=1e-6)
+    assert twice.extra["lin_weights_sha256"] != once.extra["lin_weights_sha256"]
+    assert any("my_lin.pth" in w and "not a published" in w for w in twice.warnings)
+
+    torch.save({"something": torch.zeros(3)}, tmp_path / "not_lin.pth")
+    with pytest.raises(I2IInputError, match="no LPIPS linear layers"):
+        pytest_i2i.lpips(a, b, weights="random", lin_weights=tmp_path / "not_lin.pth")
+    with pytest.raises(I2IInputError, match="3 linear layers|linear layers"):
+        torch.save({f"lin{k}.model.1.weight": state[f"lin{k}.model.1.weight"] for k in range(3)},
+                   tmp_path / "short.pth")
+        pytest_i2i.lpips(a, b, weights="random", lin_weights=tmp_path / "short.pth")
+
+
+def test_missing_weights_name_the_files(monkeypatch, tmp_path, images):
+    """Without the published files anywhere (and offline), the errors name the files to install."""
+    from pytest_i2i.metrics import perceptual
+
+    a, b, _, _ = images
+    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(WeightsNotFound, match="alexnet-owt-7be5be79.pth"):
+        pytest_i2i.lpips(a, b)
+    with pytest.raises(WeightsNotFound, match="vgg16-397923af.pth"):
+        pytest_i2i.dists(a, b)
+    monkeypatch.setattr(perceptual, "head_candidates", lambda head: [])
+    with pytest.raises(WeightsNotFound, match="lpips_v0.1_squeeze.pth"):
+        pytest_i2i.lpips(a, b, net="squeeze", weights="random")
+    with pytest.raises(WeightsNotFound, match="dists_alpha_beta.pt"):
+        pytest_i2i.dists(a, b, weights="random")
+    (tmp_path / "lpips_v0.1_squeeze.pth").write_bytes(b"not the published file")
+    from pytest_i2i.errors import WeightsHashMismatch
+
+    with pytest.raises(WeightsHashMismatch):
+        pytest_i2i.lpips(a, b, net="squeeze", weights="random")
+
+
+def test_lpips_pairs_of_different_sizes_and_bad_input(trunk_files, images):
+    from pytest_i2i.images.resize import resize_batch
+
+    a, b, _, _ = images
+    small_b = resize_batch(b, (40, 40), "clean")
+    r = pytest_i2i.lpips(a, small_b, weights=trunk_files["alex"])
+    same = pytest_i2i.lpips(a, resize_batch(small_b, (64, 64), "clean"), weights=trunk_files["alex"])
+    assert r.per_sample == pytest.approx(same.per_sample, rel=1e-6, abs=1e-7)
+    assert any("resized to (64, 64)" in w for w in r.warnings)
+    with pytest.raises(I2IInputError, match="lpips"):
+        pytest_i2i.lpips(a[..., :20, :20], b[..., :20, :20], weights="random")
+    with pytest.raises(I2IInputError, match="not one of its trunks"):
+        pytest_i2i.lpips(a, b, backbone="dists-vgg16", weights="random")
+    with pytest.raises(I2IInputError, match="net='squeeze'"):
+        pytest_i2i.lpips(a, b, net="squeeze", backbone="lpips-vgg", weights="random")
+    from pytest_i2i.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="alex"):
+        pytest_i2i.lpips(a, b, net="resnet", weights="random")
+
+
+# -- DISTS --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def vgg_state(trunk_files):
+    return torch.load(trunk_files["vgg"], weights_only=True)
+
+
+def _patched_vgg16(vgg_state):
+    from torchvision.models.vgg import VGG, cfgs, make_layers
+
+    def vgg16(*args, **kwargs):  # the references ask for torchvision's pretrained file
+        model = VGG(make_layers(cfgs["D"], batch_norm=False), init_weights=False)
+        model.features.load_state_dict({k.removeprefix("features."): v for k, v in vgg_state.items()})
+        return model
+
+    return vgg16
+
+
+def test_dists_equals_the_reference_package_and_torchmetrics(trunk_files, vgg_state, images, monkeypatch):
+    import torchvision
+    from DISTS_pytorch import DISTS_pt
+    from torchmetrics.functional.image import dists as tm_dists
+
+    monkeypatch.setattr(torchvision.models, "vgg16", _patched_vgg16(vgg_state))
+    monkeypatch.setattr(tm_dists, "vgg16", _patched_vgg16(vgg_state))
+    ref = DISTS_pt.DISTS().eval()  # reads the published alpha/beta (a copy under sys.prefix)
+    tm = tm_dists.DISTSNetwork().eval()
+    a, b, a2, b2 = images
+    for x, y in ((a, b), (a2, b2)):
+        ours = pytest_i2i.dists(x, y, weights=trunk_files["vgg"])
+        got = torch.tensor(ours.per_sample, dtype=torch.float64)
+        with torch.no_grad():
+            expected = ref(x, y).flatten().double()
+            expected_tm = tm(x, y).flatten().double()
+        assert expected.min() > 1e-3
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got, expected_tm, rtol=1e-5, atol=1e-5)
+    assert ours.calibrated is False and ours.backbone == "dists-vgg16"
+    assert ours.extra["alpha_beta_sha256"] == pytest_i2i.metrics.perceptual.DISTS_ALPHA_BETA_FILE.sha256
+    x = a[:2]
+    assert pytest_i2i.dists(x, x.clone(), weights=trunk_files["vgg"]).value == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_sensitivity_engine_scores_lpips_and_dists_as_the_functions_do():
+    from pytest_i2i.perturb import local_edit
+    from pytest_i2i.validation.sensitivity import edit_seed, run_sensitivity
+
+    r = run_sensitivity(metrics=["lpips", "lpips_max", "dists"], ops=["gaussian_blur"], areas_percent=[25.0],
+                        weights="random", size=48, n_images=2, repeats=1)
+    assert set(r.table.metric) == {"lpips", "lpips_max", "dists"}
+    assert r.calibration["lpips"] == r.calibration["dists"] == "uncalibrated"
+    img = sample_images(48)[1]
+    copy = local_edit(img, "gaussian_blur", area=0.25, region="ellipse", seed=edit_seed(0, 1, 0, 0)).image
+    s = r.scores
+    row = s[(s.image == "chelsea.png") & (s.op == "gaussian_blur")]
+    lp = pytest_i2i.lpips(img[None], copy[None], weights="random")
+    di = pytest_i2i.dists(img[None], copy[None], weights="random")
+    assert float(row[row.metric == "lpips"].value.iloc[0]) == pytest.approx(lp.value, rel=1e-6)
+    assert float(row[row.metric == "lpips_max"].value.iloc[0]) == pytest.approx(lp.extra["max"][0], rel=1e-6)
+    assert float(row[row.metric == "dists"].value.iloc[0]) == pytest.approx(di.value, rel=1e-6)
