@@ -71,6 +71,9 @@ def _trunk_spec(name: str, create, wf: WeightsFile, source: str, outputs: tuple[
         outputs=outputs,
         description=description,
         filter_state_dict=_features_only,
+        # oneDNN's channels-last convolutions are faster on CPU, and the heads' reductions over
+        # channels read contiguous memory (measured: trunk 1.5x, LPIPS head 6x on AlexNet, 256 px)
+        channels_last=True,
     )
 
 
