@@ -129,6 +129,13 @@ BUILTIN_METRICS += (
                description="DISTS: structure and texture similarity of VGG16 (L2-pooled) features, as a distance",
                reference="DISTS_pytorch.DISTS and torchmetrics DeepImageStructureAndTextureSimilarity on the same "
                          "weights, to 1e-5"),
+    MetricSpec("dreamsim", f"{_PERCEPTUAL}:dreamsim", "paired", ("targets", "outputs"), False,
+               backbone="dreamsim-ensemble", needs_weights=True, symmetric=True, best=0.0,
+               kernel=f"{_PERCEPTUAL}:dreamsim_kernel", feature="embedding", aliases=("dream_sim",),
+               test_kwargs=f"{_TESTING}:dreamsim_kwargs",
+               description="DreamSim (ensemble of DINO, CLIP and OpenCLIP ViT-B/16 with LoRA): 1 - cos of centred "
+                           "embeddings",
+               reference="dreamsim.dreamsim(pretrained=True) on the same weights (built in the test), to 1e-5"),
 )
 
 for _spec in BUILTIN_METRICS:
