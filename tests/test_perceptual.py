@@ -303,3 +303,81 @@ def test_the_sensitivity_engine_scores_lpips_and_dists_as_the_functions_do():
     assert float(row[row.metric == "lpips"].value.iloc[0]) == pytest.approx(lp.value, rel=1e-6)
     assert float(row[row.metric == "lpips_max"].value.iloc[0]) == pytest.approx(lp.extra["max"][0], rel=1e-6)
     assert float(row[row.metric == "dists"].value.iloc[0]) == pytest.approx(di.value, rel=1e-6)
+
+
+# -- the shared local distance and the backbone components ---------------------------------------------
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_local_distance_map_equals_the_direct_formula(layout, weighted):
+    """Σ_c w_c (f̂a − f̂b)², f̂ = f / (‖f‖ + 1e-10): computed directly in float64 (SYNTHETIC random maps
+    with zero vectors at some positions)."""
+    from pytest_i2i.metrics.functional.perceptual import local_distance_map
+
+    g = torch.Generator().manual_seed(0)
+    fa = torch.relu(torch.randn(3, 16, 5, 7, generator=g))
+    fb = torch.relu(fa + 0.5 * torch.randn(3, 16, 5, 7, generator=g))
+    fa[0, :, 1, 2] = 0  # a zero vector against a non-zero one
+    fa[1, :, 0, 0] = fb[1, :, 0, 0] = 0  # two zero vectors
+    w = torch.rand(1, 16, 1, 1, generator=g) if weighted else None
+    if layout == "channels_last":
+        fa, fb = fa.contiguous(memory_format=torch.channels_last), fb.contiguous(memory_format=torch.channels_last)
+    got = local_distance_map(fa, fb, w)
+    a, b = fa.double(), fb.double()
+    direct = (a / (a.norm(dim=1, keepdim=True) + 1e-10) - b / (b.norm(dim=1, keepdim=True) + 1e-10)) ** 2
+    direct = (direct * (w.double() if weighted else 1.0)).sum(1)
+    torch.testing.assert_close(got.double(), direct, rtol=1e-5, atol=1e-6)
+    assert got[1, 0, 0] == 0 and torch.isfinite(got).all()
+    assert (local_distance_map(fa, fa.clone(), w) == 0).all()  # identical maps: exactly 0
+    with pytest.raises(I2IInputError, match="weights"):
+        local_distance_map(fa, fb, torch.ones(3))
+    with pytest.raises(I2IInputError, match="equal shape"):
+        local_distance_map(fa, fb[:, :8])
+
+
+def test_a_backbone_with_components_is_identified_by_all_its_files(tmp_path, monkeypatch):
+    """``BackboneSpec.components``: the component's file is resolved by its own rules, handed to the
+    loader, and part of ``weights_sha256``; replacing it changes the identity (``weights_unchanged``)."""
+    from pytest_i2i.backbones.factory import backbone, weights_unchanged
+    from pytest_i2i.backbones.registry import _REGISTRY, register_backbone
+    from pytest_i2i.backbones.spec import BackboneSpec
+    from pytest_i2i.backbones.weights import PretrainedCfg, WeightsFile
+    from pytest_i2i.files import sha256_file
+
+    seen = {}
+
+    def load(model, path, components):
+        seen.update(main=path, **components)
+        model.weight.data.fill_(float(torch.load(path)["v"]) + float(torch.load(components["test-part"])["v"]))
+
+    def spec(name, filename, **kw):
+        return BackboneSpec(name=name, create=lambda: torch.nn.Linear(1, 1, bias=False),
+                            init_random=lambda m, s: None, pretrained=PretrainedCfg((WeightsFile(filename),)),
+                            input_size=(8, 8), outputs=("y",), **kw)
+
+    register_backbone(spec("test-part", "part.pt"))
+    register_backbone(spec("test-composite", "main.pt", components=("test-part",), load_weights=load))
+    try:
+        monkeypatch.setenv("I2I_WEIGHTS_DIR", str(tmp_path))
+        torch.save({"v": torch.tensor(1.0)}, tmp_path / "main.pt")
+        torch.save({"v": torch.tensor(2.0)}, tmp_path / "part.pt")
+        bb = backbone("test-composite")
+        assert float(bb.model.weight) == 3.0 and seen["test-part"] == tmp_path / "part.pt"
+        import hashlib
+
+        joined = f"{sha256_file(tmp_path / 'main.pt')}+test-part:{sha256_file(tmp_path / 'part.pt')}"
+        assert bb.weights_sha256 == hashlib.sha256(joined.encode()).hexdigest()
+        assert bb.calibrated is False  # nothing to verify either file against
+
+        class Result:  # the provenance fields of a MetricResult
+            backbone, weights_sha256, calibrated = "test-composite", bb.weights_sha256, False
+
+        assert weights_unchanged(Result())
+        torch.save({"v": torch.tensor(5.0)}, tmp_path / "part.pt")
+        assert not weights_unchanged(Result())
+        assert float(backbone("test-composite").model.weight) == 6.0
+        (tmp_path / "part.pt").unlink()
+        with pytest.raises(WeightsNotFound, match="part.pt"):
+            backbone("test-composite")
+    finally:
+        _REGISTRY.pop("test-composite", None)
+        _REGISTRY.pop("test-part", None)

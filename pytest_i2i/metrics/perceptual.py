@@ -209,7 +209,10 @@ def paired_trunk_metric(
             for _, xa, xb, batch_notes in iter_pair_batches(sa.subset(indices), sb.subset(indices), batch_size,
                                                              resize=resize, start=indices.start):
                 n = xa.shape[0]
-                feats = bb(torch.cat([xa, xb]))
+                fmt = torch.channels_last if bb.spec.channels_last else torch.contiguous_format
+                x = torch.empty((2 * n, *xa.shape[1:]), dtype=torch.float32, memory_format=fmt)
+                x[:n], x[n:] = xa, xb  # one copy into the trunk's memory layout
+                feats = bb(x)
                 fa = {k: v[:n] for k, v in feats.items()}
                 fb = {k: v[n:] for k, v in feats.items()}
                 with torch.inference_mode():

@@ -105,15 +105,15 @@ def local_distance_map(fa: Tensor, fb: Tensor, weights: Tensor | None = None, ep
         mat = torch.cat([ones, weights.reshape(c, 1).to(device=fa.device, dtype=fa.dtype)], 1)  # (C, 2)
     else:
         mat = ones
+    # The three products go through the same matrix product (same shapes, same summation order),
+    # so for identical maps Σ w a b equals Σ w a² bit for bit and the distance is exactly 0.
     if not fa.is_contiguous() and fa.is_contiguous(memory_format=torch.channels_last):
         a, b = fa.permute(0, 2, 3, 1), fb.permute(0, 2, 3, 1)  # (N, h, w, C), contiguous channels
-        saa, sbb = torch.matmul(a * a, mat), torch.matmul(b * b, mat)  # (N, h, w, k)
-        sab = torch.matmul(a * b, mat[:, -1:])[..., 0]
+        saa, sbb, sab = (torch.matmul(p, mat) for p in (a * a, b * b, a * b))  # (N, h, w, k)
     else:
         a, b = fa.reshape(n, c, h * w), fb.reshape(n, c, h * w)
-        saa, sbb = torch.matmul(mat.T, a * a).transpose(1, 2), torch.matmul(mat.T, b * b).transpose(1, 2)
-        sab = torch.matmul(mat[:, -1:].T, a * b)[:, 0]
-        saa, sbb, sab = saa.reshape(n, h, w, -1), sbb.reshape(n, h, w, -1), sab.reshape(n, h, w)
+        saa, sbb, sab = (torch.matmul(mat.T, p).transpose(1, 2).reshape(n, h, w, -1) for p in (a * a, b * b, a * b))
+    sab = sab[..., -1]
     na = torch.sqrt(saa[..., 0]) + eps
     nb = torch.sqrt(sbb[..., 0]) + eps
     d = saa[..., -1] / (na * na) + sbb[..., -1] / (nb * nb) - 2 * sab / (na * nb)
