@@ -11,6 +11,8 @@ compare implementations, not values.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -381,3 +383,25 @@ def test_a_backbone_with_components_is_identified_by_all_its_files(tmp_path, mon
     finally:
         _REGISTRY.pop("test-composite", None)
         _REGISTRY.pop("test-part", None)
+
+
+LPIPS_EXAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "lpips-example"
+
+
+@pytest.mark.skipif(not LPIPS_EXAMPLE.is_dir(), reason="../shared/data/lpips-example not present")
+def test_lpips_on_the_reference_example_files(trunk_files):
+    """The LPIPS repository's example triplet (real 64x64 PNG files): ours from the file paths equals
+    the package on the images read the package's way (``im2tensor``: u8 / 127.5 − 1, ``normalize=False``).
+    Random trunk: the values are UNCALIBRATED, not the repository's published ones."""
+    import lpips
+    import numpy as np
+    from PIL import Image
+
+    ref = _lpips_reference("alex", trunk_files["alex"])
+    paths = {k: LPIPS_EXAMPLE / f"imgs_ex_{k}.png" for k in ("ref", "p0", "p1")}
+    ours = pytest_i2i.lpips([str(paths["ref"])] * 2, [str(paths["p0"]), str(paths["p1"])], weights=trunk_files["alex"])
+    tensors = {k: lpips.im2tensor(np.asarray(Image.open(p).convert("RGB"))) for k, p in paths.items()}
+    with torch.no_grad():
+        expected = [float(ref(tensors["ref"], tensors[k])) for k in ("p0", "p1")]
+    assert ours.per_sample == pytest.approx(expected, rel=1e-6, abs=1e-6)
+    assert all(name.endswith("imgs_ex_ref.png") for name in ours.sample_names)
