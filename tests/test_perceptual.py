@@ -193,6 +193,10 @@ def test_lpips_weights_provenance_and_lin_weights_file(trunk_files, images, tmp_
     assert twice.extra["lin_weights_sha256"] != once.extra["lin_weights_sha256"]
     assert any("my_lin.pth" in w and "not a published" in w for w in twice.warnings)
 
+    # lin layers numbered with a gap (lin0, lin2, ...) are not LPIPS' layout
+    torch.save({k.replace("lin1.", "lin9."): v for k, v in state.items()}, tmp_path / "gap.pth")
+    with pytest.raises(I2IInputError, match="no LPIPS linear layers"):
+        pytest_i2i.lpips(a, b, weights="random", lin_weights=tmp_path / "gap.pth")
     torch.save({"something": torch.zeros(3)}, tmp_path / "not_lin.pth")
     with pytest.raises(I2IInputError, match="no LPIPS linear layers"):
         pytest_i2i.lpips(a, b, weights="random", lin_weights=tmp_path / "not_lin.pth")
@@ -214,10 +218,12 @@ def test_missing_weights_name_the_files(monkeypatch, tmp_path, images):
     with pytest.raises(WeightsNotFound, match="vgg16-397923af.pth"):
         pytest_i2i.dists(a, b)
     monkeypatch.setattr(perceptual, "head_candidates", lambda head: [])
-    with pytest.raises(WeightsNotFound, match="lpips_v0.1_squeeze.pth"):
+    with pytest.raises(WeightsNotFound, match="lpips_v0.1_squeeze.pth") as e:
         pytest_i2i.lpips(a, b, net="squeeze", weights="random")
-    with pytest.raises(WeightsNotFound, match="dists_alpha_beta.pt"):
+    assert "pip install lpips" in str(e.value) and e.value.filename == "lpips_v0.1_squeeze.pth"
+    with pytest.raises(WeightsNotFound, match="dists_alpha_beta.pt") as e:
         pytest_i2i.dists(a, b, weights="random")
+    assert "pip install DISTS-pytorch" in str(e.value)
     (tmp_path / "lpips_v0.1_squeeze.pth").write_bytes(b"not the published file")
     from pytest_i2i.errors import WeightsHashMismatch
 

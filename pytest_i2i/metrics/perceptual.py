@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -45,7 +46,7 @@ from pytest_i2i.backbones.backbone import Backbone
 from pytest_i2i.backbones.perceptual import DISTS_BACKBONE, LPIPS_BACKBONES
 from pytest_i2i.backbones.weights import PretrainedCfg, ResolvedWeights, WeightsFile, resolve_weights
 from pytest_i2i.distributed import map_shards
-from pytest_i2i.errors import I2IInputError, UnknownNameError
+from pytest_i2i.errors import I2IInputError, UnknownNameError, WeightsNotFound
 from pytest_i2i.images.imageset import as_pairs, iter_pair_batches
 from pytest_i2i.images.resize import check_resize_mode
 from pytest_i2i.metrics.base import (
@@ -78,6 +79,7 @@ DISTS_ALPHA_BETA_FILE = WeightsFile(
     size=12288, url=f"https://raw.githubusercontent.com/dingkeyan93/DISTS/{_DISTS_COMMIT}/DISTS_pytorch/weights.pt")
 
 _NET_OF_BACKBONE = {bb: net for net, bb in LPIPS_BACKBONES.items()}
+_LIN_KEY = re.compile(r"^lin(\d+)\.model\.\d+\.weight$")  # lpips' NetLinLayer: [Dropout,] Conv2d
 _HEADS: dict[tuple[str, str], Any] = {}
 _HEADS_LOCK = threading.Lock()
 
@@ -106,6 +108,9 @@ def head_candidates(head: str) -> list[Path]:
     return [p for p in found if p is not None]
 
 
+_HEAD_PACKAGES = {"dists": "DISTS-pytorch", "lpips": "lpips"}
+
+
 def resolve_head(head: str, wf: WeightsFile, explicit: str | os.PathLike | None, *, source: str,
                  license: str) -> ResolvedWeights:
     """Find a head file: ``explicit``, else the installed packages' copy, else the usual resolution order.
@@ -117,12 +122,21 @@ def resolve_head(head: str, wf: WeightsFile, explicit: str | os.PathLike | None,
         WeightsNotFound: nowhere (the message lists the locations and the package to install).
     """
     cfg = PretrainedCfg(files=(wf,), source=source, license=license)
+    what = f"{head} head ({source})"
     if explicit is not None:
-        return resolve_weights(head, cfg, explicit)
-    for path in head_candidates(head):
+        return resolve_weights(what, cfg, explicit)
+    candidates = head_candidates(head)
+    for path in candidates:
         if path.is_file():
-            return resolve_weights(head, cfg, path)
-    return resolve_weights(head, cfg)
+            return resolve_weights(what, cfg, path)
+    try:
+        return resolve_weights(what, cfg)
+    except WeightsNotFound as e:
+        package = _HEAD_PACKAGES[head.partition("-")[0]]
+        raise WeightsNotFound(f"{e}\nOr install the `{package}` package (pip install {package}), which ships the "
+                              f"file (looked for: {', '.join(str(p) for p in candidates)}).",
+                              filename=e.filename, sha256=e.sha256, searched=e.searched + [str(p) for p in candidates],
+                              backbone=e.backbone) from None
 
 
 def _read_head(resolved: ResolvedWeights, what: str) -> dict[str, torch.Tensor]:
@@ -149,12 +163,11 @@ def lpips_lin_weights(net: str, lin_weights: str | os.PathLike | None = None
     resolved = resolve_head(f"lpips-{net}", LPIPS_LIN_FILES[net], lin_weights,
                             source=f"LPIPS v{LPIPS_VERSION} linear layers ({net})", license="BSD-2-Clause")
     state = _read_head(resolved, f"LPIPS {net} linear layers")
-    keys = sorted((k for k in state if k.startswith("lin") and k.endswith(".weight")),
-                  key=lambda k: int(k[3:].split(".", 1)[0]) if k[3:].split(".", 1)[0].isdigit() else -1)
-    if not keys or any(not k[3:].split(".", 1)[0].isdigit() for k in keys):
-        raise I2IInputError(f"{resolved.path} holds no LPIPS linear layers (expected lin0.model.1.weight, ...; "
-                            f"found {sorted(state)[:6]})")
-    return [state[k] for k in keys], resolved
+    layers = {int(m.group(1)): v for k, v in state.items() if (m := _LIN_KEY.match(k))}
+    if not layers or sorted(layers) != list(range(len(layers))):
+        raise I2IInputError(f"{resolved.path} holds no LPIPS linear layers lin0 ... lin<L-1> (expected keys like "
+                            f"lin0.model.1.weight; found {sorted(state)[:6]})")
+    return [layers[k] for k in range(len(layers))], resolved
 
 
 def dists_alpha_beta(alpha_beta: str | os.PathLike | None = None
