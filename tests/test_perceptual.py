@@ -411,3 +411,130 @@ def test_lpips_on_the_reference_example_files(trunk_files):
         expected = [float(ref(tensors["ref"], tensors[k])) for k in ("p0", "p1")]
     assert ours.per_sample == pytest.approx(expected, rel=1e-6, abs=1e-6)
     assert all(name.endswith("imgs_ex_ref.png") for name in ours.sample_names)
+
+
+def test_the_model_suite_gates_them_with_weights_and_skips_them_naming_the_files(pytester, tmp_path, monkeypatch):
+    """``suites/model`` (copied unchanged) has a fidelity_to_target test for each: gated when the trunk's
+    weights are there (here ``--i2i-weights lpips-alex=random``, uncalibrated), skipped with the file to
+    install when not (offline, empty caches). The generator is a SYNTHETIC TorchScript brightness map."""
+    import shutil
+
+    from pytest_i2i.suite import suite_metrics
+
+    assert {"lpips", "dists", "dreamsim"} <= set(suite_metrics("fidelity_to_target"))
+
+    class Brighten(torch.nn.Module):
+        def forward(self, x):
+            return (x * 0.9 + 0.05).clamp(0, 1)
+
+    model = tmp_path / "brighten.pt"
+    torch.jit.script(Brighten()).save(str(model))
+    suite = Path(__file__).resolve().parents[1] / "suites" / "model" / "test_model.py"
+    shutil.copy(suite, pytester.path / "test_model.py")
+    pytester.makepyprojecttoml("""
+        [tool.i2i.thresholds]
+        lpips = 1.0
+    """)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.delenv("I2I_WEIGHTS_DIR", raising=False)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--i2i-max-samples=2", "-rs", f"--i2i-model={model}",
+        "--i2i-weights", "lpips-alex=random", "-k", "fidelity_to_target and (lpips or dists or dreamsim)")
+    result.assert_outcomes(passed=1, skipped=2)
+    result.stdout.fnmatch_lines_random([
+        "*dists: weights for backbone 'dists-vgg16' (vgg16-397923af.pth) not found*",
+        "*dreamsim: weights for backbone 'dreamsim-ensemble' (dreamsim_ensemble_checkpoint.zip) not found*",
+    ])
+
+
+def _write_pngs(folder: Path, images) -> Path:
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    for i, x in enumerate(images):
+        arr = (x.permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        Image.fromarray(arr).save(folder / f"{i:02d}.png")
+    return folder
+
+
+def test_i2i_score_lists_computes_and_skips_them(tmp_path, capsys, monkeypatch):
+    """``i2i metrics`` lists them (from the registry); ``i2i score --metrics lpips,dists,dreamsim`` skips each
+    naming its file when the weights are missing (offline, empty caches), and with ``--weights random``
+    gives the functions' values on the same files (UNCALIBRATED)."""
+    from pytest_i2i.cli import main
+    from pytest_i2i.metrics import perceptual
+
+    photos = sample_images(48)
+    real = _write_pngs(tmp_path / "real", [photos[i] for i in range(3)])
+    fake = _write_pngs(tmp_path / "fake", [photos[i].flip(-1) for i in range(3)])
+    assert main(["metrics"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in ("lpips", "dists", "dreamsim"))
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.delenv("I2I_WEIGHTS_DIR", raising=False)
+    assert main(["score", str(real), str(fake), "--metrics", "lpips,dists,dreamsim"]) == 0
+    out = capsys.readouterr().out
+    for file in ("alexnet-owt-7be5be79.pth", "vgg16-397923af.pth", "dreamsim_ensemble_checkpoint.zip"):
+        assert file in out
+    monkeypatch.setattr(perceptual, "head_candidates", lambda head: [])  # no lpips package: its head is missing
+    assert main(["score", str(real), str(fake), "--metrics", "lpips", "--weights", "random"]) == 0
+    assert "skipped lpips" in (out := capsys.readouterr().out) and "lpips_v0.1_alex.pth" in out
+    monkeypatch.undo()
+
+    out_json = tmp_path / "scores.json"
+    assert main(["score", str(real), str(fake), "--metrics", "lpips,dists", "--weights", "random",
+                 "--json", str(out_json)]) == 0
+    import json
+
+    got = {r["name"]: r["value"] for r in json.loads(out_json.read_text())["results"]}
+    assert got["lpips"] == pytest.approx(pytest_i2i.lpips(str(real), str(fake), weights="random").value, rel=1e-6)
+    assert got["dists"] == pytest.approx(pytest_i2i.dists(str(real), str(fake), weights="random").value, rel=1e-6)
+
+
+def test_score_files_name_them_with_their_direction(tmp_path):
+    """A score file's ``LPIPS`` / ``DISTS`` / ``DreamSim`` columns are the registered distances (lower is better)."""
+    from pytest_i2i.validation.judgments import load_scores
+
+    f = tmp_path / "scores.csv"
+    f.write_text("item,model,LPIPS,DISTS,DreamSim\na.png,A,0.1,0.2,0.3\n")
+    s = load_scores(f)
+    assert s.higher_is_better == {"LPIPS": False, "DISTS": False, "DreamSim": False}
+    assert s.registry_names == {"LPIPS": "lpips", "DISTS": "dists", "DreamSim": "dreamsim"}
+
+
+def test_a_judgment_sets_images_are_scored_with_them(tmp_path):
+    """``i2i validate --metrics lpips,dists`` on a BAPPS-layout 2AFC set (SYNTHETIC: bundled photos at 32 px
+    and their edited copies, invented judge fractions) scores each triplet with the functions' values:
+    the 2AFC score equals the one computed here from ``pytest_i2i.lpips`` / ``dists`` directly (UNCALIBRATED)."""
+    import numpy as np
+
+    from pytest_i2i.validation.validation_report import validate
+
+    photos = sample_images(32)
+    root = tmp_path / "bapps" / "traditional"
+    hs = [0.1, 0.8, 0.3, 0.6]
+    names = []
+    for i, h in enumerate(hs):
+        ref = photos[i]
+        triplet = {"ref": ref, "p0": (ref * 0.6 + 0.2).clamp(0, 1), "p1": ref.flip(-1)}
+        for part, x in triplet.items():
+            _write_pngs(root / part / f"tmp{i}", [x])
+            (root / part / f"tmp{i}" / "00.png").rename(root / part / f"{i:06d}.png")
+            (root / part / f"tmp{i}").rmdir()
+        (root / "judge").mkdir(exist_ok=True)
+        np.save(root / "judge" / f"{i:06d}.npy", np.array([h]))
+        names.append(f"{i:06d}.png")
+    report = validate([tmp_path / "bapps"], tmp_path / "r", metrics=["lpips", "dists"], weights="random",
+                      n_resamples=100)
+    for name, fn in (("lpips", pytest_i2i.lpips), ("dists", pytest_i2i.dists)):
+        rows = [r for r in report["results"] if r["metric"] == name and r["level"] == "2afc"]
+        assert len(rows) == 1 and rows[0]["n"] == len(hs) and rows[0]["calibrated"] is False
+        refs = [str(root / "ref" / n) for n in names]
+        d0 = np.array(fn(refs, [str(root / "p0" / n) for n in names], weights="random").per_sample)
+        d1 = np.array(fn(refs, [str(root / "p1" / n) for n in names], weights="random").per_sample)
+        h = np.array(hs)
+        credit = (d0 < d1) * (1 - h) + (d1 < d0) * h + 0.5 * (d0 == d1)
+        assert rows[0]["two_afc"]["value"] == pytest.approx(credit.mean(), abs=1e-9)
