@@ -314,26 +314,32 @@ def test_the_sensitivity_engine_scores_lpips_and_dists_as_the_functions_do():
 
 
 # -- the shared local distance and the backbone components ---------------------------------------------
-@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "nhwc_permuted"])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_local_distance_map_equals_the_direct_formula(layout, weighted):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_local_distance_map_equals_the_direct_formula(layout, weighted, dtype):
     """Σ_c w_c (f̂a − f̂b)², f̂ = f / (‖f‖ + 1e-10): computed directly in float64 (SYNTHETIC random maps
-    with zero vectors at some positions)."""
+    with zero vectors at some positions). ``nhwc_permuted``: (N, h, w, C) tensors seen as (N, C, h, w)
+    through ``permute(0, 3, 1, 2)`` (token grids, channels-last features); float64 is computed in float64."""
     from pytest_i2i.metrics.functional.perceptual import local_distance_map
 
     g = torch.Generator().manual_seed(0)
-    fa = torch.relu(torch.randn(3, 16, 5, 7, generator=g))
-    fb = torch.relu(fa + 0.5 * torch.randn(3, 16, 5, 7, generator=g))
+    fa = torch.relu(torch.randn(3, 16, 5, 7, generator=g, dtype=dtype))
+    fb = torch.relu(fa + 0.5 * torch.randn(3, 16, 5, 7, generator=g, dtype=dtype))
     fa[0, :, 1, 2] = 0  # a zero vector against a non-zero one
     fa[1, :, 0, 0] = fb[1, :, 0, 0] = 0  # two zero vectors
-    w = torch.rand(1, 16, 1, 1, generator=g) if weighted else None
+    w = torch.rand(1, 16, 1, 1, generator=g, dtype=dtype) if weighted else None
     if layout == "channels_last":
         fa, fb = fa.contiguous(memory_format=torch.channels_last), fb.contiguous(memory_format=torch.channels_last)
+    elif layout == "nhwc_permuted":
+        fa, fb = (x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2) for x in (fa, fb))
     got = local_distance_map(fa, fb, w)
+    assert got.dtype == dtype and got.shape == (3, 5, 7)
     a, b = fa.double(), fb.double()
     direct = (a / (a.norm(dim=1, keepdim=True) + 1e-10) - b / (b.norm(dim=1, keepdim=True) + 1e-10)) ** 2
     direct = (direct * (w.double() if weighted else 1.0)).sum(1)
-    torch.testing.assert_close(got.double(), direct, rtol=1e-5, atol=1e-6)
+    tol = 1e-12 if dtype == torch.float64 else 1e-6
+    torch.testing.assert_close(got.double(), direct, rtol=tol * 10, atol=tol)
     assert got[1, 0, 0] == 0 and torch.isfinite(got).all()
     assert (local_distance_map(fa, fa.clone(), w) == 0).all()  # identical maps: exactly 0
     with pytest.raises(I2IInputError, match="weights"):
