@@ -544,3 +544,20 @@ def test_a_judgment_sets_images_are_scored_with_them(tmp_path):
         h = np.array(hs)
         credit = (d0 < d1) * (1 - h) + (d1 < d0) * h + 0.5 * (d0 == d1)
         assert rows[0]["two_afc"]["value"] == pytest.approx(credit.mean(), abs=1e-9)
+
+
+def test_lpips_maps_become_the_reports_heat_maps(tmp_path, images):
+    """``lpips(spatial=True)``'s per-pixel maps (image-sized, one per pair) are drawn by the HTML report
+    over each worst sample's output, captioned with the metric's name (random trunk: UNCALIBRATED)."""
+    from pytest_i2i.html_report import export_images, render_html
+
+    a, b, _, _ = images
+    r = pytest_i2i.lpips(a[:2], b[:2], weights="random", spatial=True)
+    assert [len(m) for m in r.extra["maps"]] == [64, 64] and [len(m[0]) for m in r.extra["maps"]] == [64, 64]
+    for uid, x in zip(r.sample_names, b[:2]):
+        export_images(tmp_path / "images", uid, {"output": x})
+    entry = {"test": "test_lpips", "outcome": "passed", "checks": [], "result": r.to_dict()}
+    report = {"session": {}, "metrics": [entry]}
+    page = render_html(report, tmp_path).read_text()
+    heats = sorted((tmp_path / "plots").glob("metric0_*heat*.png"))
+    assert len(heats) == 2 and page.count("lpips map</figcaption>") == 2
