@@ -2,7 +2,8 @@
 
 Rendered once, from the merged JSON report and the sample images the session exported to
 ``DIR/images/<uid>__{input,output,target}.png``: a metric table, for each per-sample metric a
-grid of its worst samples (input / output / target), ``vit_patch_distance`` heat maps overlaid
+grid of its worst samples (input / output / target), the heat maps of metrics that return maps
+(``vit_patch_distance``, ``lpips(spatial=True)``) overlaid
 on the outputs, and a plot of per-sample values against the thresholds (matplotlib).
 """
 
@@ -117,7 +118,7 @@ def render_html(report: dict[str, Any], out_dir: Path) -> Path:
             if uid in maps:
                 heat = plots_dir / f"metric{i}_{image_path(images_dir, uid, 'heat').name}"
                 _heatmap(heat, image_path(images_dir, uid, "output"), maps[uid], f"{r['name']} {uid}")
-                imgs += f"<figure><img src='plots/{heat.name}'><figcaption>patch distance</figcaption></figure>"
+                imgs += f"<figure><img src='plots/{heat.name}'><figcaption>{esc(r['name'])} map</figcaption></figure>"
             cells.append(f"<div class='sample'><div>{esc(uid)}: {value:.4g}</div>{imgs}</div>")
         sections.append(
             f"<h2>{esc(r['name'])} <small>({esc(e['test'])})</small></h2>"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_i2i.backbones.weights import PretrainedCfg
@@ -41,6 +42,12 @@ class BackboneSpec:
             evaluation preprocessing); otherwise the whole image is resized.
         mean, std: the pretrained config's per-channel normalisation, applied by the image
             pipeline after resizing (``(x - mean) / std``); ``None``: the network takes [0, 1].
+        components: names of other registered backbones whose published weights this one is
+            built on, resolved by their own rules next to this one's file (e.g. DreamSim's DINO
+            base); the loaded backbone's ``weights_sha256`` then covers every file.
+        load_weights: ``(model, path, {component: path}) -> None`` loads the files into the model
+            (for published files that are not one state_dict, e.g. DreamSim's zip of base weights
+            and LoRA adapters); default: the file's state_dict, strictly, into ``weights_target``.
     """
 
     name: str
@@ -58,3 +65,5 @@ class BackboneSpec:
     center_crop: bool = False
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
+    components: tuple[str, ...] = ()
+    load_weights: Callable[[nn.Module, Path, dict[str, Path]], None] | None = None

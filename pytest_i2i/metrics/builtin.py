@@ -114,5 +114,29 @@ BUILTIN_METRICS += (
                reference="the paper's loss, re-implemented in the test"),
 )
 
+# -- learned perceptual distances of pairs (LPIPS, DISTS, DreamSim) ------------------------------------
+_PERCEPTUAL = "pytest_i2i.metrics.perceptual"
+BUILTIN_METRICS += (
+    MetricSpec("lpips", f"{_PERCEPTUAL}:lpips", "paired", ("targets", "outputs"), False, backbone="lpips-alex",
+               needs_weights=True, symmetric=True, best=0.0, pooled=("max",), min_size=31,
+               aliases=("lpips_alex", "lpips-alex", "lpips_v0.1"),
+               description="LPIPS v0.1 (AlexNet trunk, learned linear layers): perceptual distance per pair; "
+                           "lpips_max is the max of its per-pixel map",
+               reference="lpips.LPIPS(net='alex') and torchmetrics LearnedPerceptualImagePatchSimilarity on the "
+                         "same weights, to 1e-6 (values and maps)"),
+    MetricSpec("dists", f"{_PERCEPTUAL}:dists", "paired", ("targets", "outputs"), False, backbone="dists-vgg16",
+               needs_weights=True, symmetric=True, best=0.0,
+               description="DISTS: structure and texture similarity of VGG16 (L2-pooled) features, as a distance",
+               reference="DISTS_pytorch.DISTS and torchmetrics DeepImageStructureAndTextureSimilarity on the same "
+                         "weights, to 1e-5"),
+    MetricSpec("dreamsim", f"{_PERCEPTUAL}:dreamsim", "paired", ("targets", "outputs"), False,
+               backbone="dreamsim-ensemble", needs_weights=True, symmetric=True, best=0.0,
+               kernel=f"{_PERCEPTUAL}:dreamsim_kernel", feature="embedding", aliases=("dream_sim",),
+               test_kwargs=f"{_TESTING}:dreamsim_kwargs",
+               description="DreamSim (ensemble of DINO, CLIP and OpenCLIP ViT-B/16 with LoRA): 1 - cos of centred "
+                           "embeddings",
+               reference="dreamsim.dreamsim(pretrained=True) on the same weights (built in the test), to 1e-5"),
+)
+
 for _spec in BUILTIN_METRICS:
     register_metric(_spec, overwrite=True)
