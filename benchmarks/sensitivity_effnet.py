@@ -20,8 +20,12 @@ Images: the 8 bundled photos (default), or ``--crops N``: N random square crops 
 of the short side, seeded), written as PNG to a temporary folder; or ``--images DIR``.
 
     python benchmarks/sensitivity_effnet.py                 # 8 photos, all metrics
-    python benchmarks/sensitivity_effnet.py --crops 32 --metrics l1,psnr,ciede2000,feature_distance,\
+    python benchmarks/sensitivity_effnet.py --crops 24 --permutations 499 --metrics l1,psnr,feature_distance,\
         feature_map_distance,feature_map_distance_max,feature_map_distance_top_k_mean,fd_effnet
+
+The other half of the question (ViT / CLIP patch features against the CNN's) is the same command
+with ``dino_image,vit_patch_distance,vit_patch_distance_max,fd_vit`` (or the CLIP metrics) added to
+``--metrics`` on a machine that has those weights; the run refuses to start when any is missing.
 
 Also measured: how much of each edit region lies inside the central 224/256 crop that
 ``effnet-lite0`` sees (the TF EfficientNet evaluation preprocessing); the rest of an edit is
@@ -138,7 +142,9 @@ def main() -> None:
         col = "auroc" if rows.kind.iloc[0] == "paired" else "p_value"
         detail[m] = {op: {f"{a:g}": float(rows[(rows.op == op) & (rows.area_percent == a)][col].iloc[0])
                           for a in cfg["areas_percent"]} for op in cfg["ops"]}
-    exceeds = {op: result.smallest_detected_area("fd_effnet", op, column="exceeds_nuisances") for op in cfg["ops"]}
+    set_metrics = [m for m in cfg["metrics"] if t[t.metric == m].kind.iloc[0] == "set"]
+    exceeds = {m: {op: result.smallest_detected_area(m, op, column="exceeds_nuisances") for op in cfg["ops"]}
+               for m in set_metrics}
     payload = {
         "benchmark": "sensitivity_effnet",
         "what": "smallest detected edit area per operation and metric, effnet-lite0 (calibrated) vs weight-free",
@@ -157,7 +163,7 @@ def main() -> None:
                           else args.images),
         "smallest_detected_area_percent": smallest,
         "detected_ops": {m: sum(v is not None for v in ops.values()) for m, ops in smallest.items()},
-        "fd_effnet_exceeds_every_nuisance_from_area": exceeds,
+        "set_metric_exceeds_every_nuisance_from_area": exceeds,
         "auroc_or_p_value_vs_area": detail,
         "nuisance_sets": result.nuisance_sets,
         "edit_share_inside_effnet_crop": crop_coverage(len(cfg["image_names"]), cfg["areas_percent"], cfg["repeats"],
