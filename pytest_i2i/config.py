@@ -4,7 +4,13 @@ Every option ``--i2i-<name>`` can also be set by the ini key ``i2i_<name>`` (``[
 or pytest.ini) and by the environment variable ``I2I_<NAME>``; the command line beats the
 environment, which beats ini. Invalid or contradictory values raise ``pytest.UsageError``.
 
-Standard library only (pytest imports this through the plugin in every run).
+``KEY=VALUE`` options (kind ``"pairs"``: ``--i2i-arch-option``, ``--i2i-generator-option``) are
+repeatable on the command line, one per line in ini, and ``;``-separated in the environment; they
+merge key by key with the same precedence (a key on the command line beats the same key in the
+environment, which beats ini).
+
+Standard library only (pytest imports this through the plugin in every run; the generator modules it
+uses for validation are standard library only too).
 """
 
 from __future__ import annotations
@@ -17,12 +23,16 @@ from typing import Any
 
 import pytest
 
+from pytest_i2i.errors import I2IError
+from pytest_i2i.generators.options import MODES, parse_pairs
+from pytest_i2i.generators.source import check_diffusers_spec, is_diffusers_spec
+
 
 @dataclass(frozen=True)
 class Option:
     name: str  # without the --i2i- prefix, dashes
     help: str
-    kind: str = "str"  # "str" | "path" | "int" | "flag"
+    kind: str = "str"  # "str" | "path" | "int" | "flag" | "pairs" (KEY=VALUE, repeatable)
     metavar: str | None = None
 
     @property
@@ -35,14 +45,24 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("model", "generator checkpoint (TorchScript, state_dict + --i2i-arch, or package.module:factory)",
-           "str", "CKPT"),
+    Option("model", "generator: a checkpoint (TorchScript, state_dict + --i2i-arch), package.module:factory, "
+           "or diffusers:PATH_OR_HUB_ID (a diffusers pipeline)", "str", "CKPT"),
     Option("arch", "architecture name when the checkpoint is a bare state_dict", "str", "NAME"),
+    Option("arch-option", "KEY=VALUE option of the architecture (repeatable), e.g. norm=batch, use_dropout=false, "
+           "ngf=32 for pix2pix/CycleGAN", "pairs", "KEY=VALUE"),
+    Option("generator-option", "KEY=VALUE generation option (repeatable): a diffusers pipeline call's "
+           "num_inference_steps, guidance_scale, image_guidance_scale, strength, negative_prompt, ...; height, "
+           "width, torch_dtype, variant, revision; prompt_field (the dataset text column)", "pairs", "KEY=VALUE"),
+    Option("generator-mode", "eval (default) or train: train runs torch generators in train mode (dropout on, "
+           "batch norm with per-image statistics), as pix2pix's test.py does without --eval", "str", "MODE"),
     Option("data", "dataset folder or CSV/JSONL manifest (default: the built-in sample set)", "path", "PATH"),
     Option("baseline", "a second checkpoint to compare against (no-regression tests)", "str", "CKPT"),
     Option("device", "torch device for generators and backbones (default cpu)", "str", "DEVICE"),
     Option("batch-size", "images per forward pass (default 8)", "int", "N"),
     Option("weights-dir", "folder searched first for backbone weights files", "path", "DIR"),
+    Option("weights", "BACKBONE=FILE or BACKBONE=random (repeatable): the weights one backbone uses, a file "
+           "(uncalibrated unless it is the published one) or seeded random weights (an uncalibrated smoke test)",
+           "pairs", "NAME=FILE"),
     Option("require-weights", "error instead of skip when backbone weights are missing", "flag"),
     Option("offline", "never download backbone weights (also on with HF_HUB_OFFLINE=1); missing weights skip "
            "their tests, or fail them under --i2i-require-weights", "flag"),
@@ -65,7 +85,7 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 DEFAULTS: dict[str, Any] = {"device": "cpu", "batch_size": 8, "seed": 0, "require_weights": False,
-                            "offline": False, "trust_checkpoint": False, "progress": False}
+                            "offline": False, "trust_checkpoint": False, "progress": False, "generator_mode": "eval"}
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -74,14 +94,20 @@ def add_options(parser: pytest.Parser) -> None:
         if opt.kind == "flag":
             group.addoption(f"--i2i-{opt.name}", action="store_true", default=None, dest=opt.dest,
                             help=f"{opt.help} (ini {opt.dest}, env {opt.env})")
+        elif opt.kind == "pairs":
+            group.addoption(f"--i2i-{opt.name}", action="append", default=None, dest=opt.dest, metavar=opt.metavar,
+                            help=f"{opt.help} (ini {opt.dest}: one per line, env {opt.env}: ';'-separated)")
         else:
             group.addoption(f"--i2i-{opt.name}", action="store", default=None, dest=opt.dest, metavar=opt.metavar,
                             help=f"{opt.help} (ini {opt.dest}, env {opt.env})")
-        parser.addini(opt.dest, opt.help, type="bool" if opt.kind == "flag" else "string", default=None)
+        ini_type = {"flag": "bool", "pairs": "linelist"}.get(opt.kind, "string")
+        parser.addini(opt.dest, opt.help, type=ini_type, default=None)
 
 
 def get_cli_or_ini(config: pytest.Config, opt: Option) -> tuple[Any, str]:
     """(raw value, source) for one option: command line, else environment, else ini, else default."""
+    if opt.kind == "pairs":
+        return _get_pairs(config, opt)
     value = config.getoption(opt.dest)
     if value is not None:
         return value, "command line"
@@ -96,17 +122,43 @@ def get_cli_or_ini(config: pytest.Config, opt: Option) -> tuple[Any, str]:
     return DEFAULTS.get(opt.dest.removeprefix("i2i_")), "default"
 
 
+def _get_pairs(config: pytest.Config, opt: Option) -> tuple[dict[str, str] | None, str]:
+    """A ``KEY=VALUE`` option merged key by key: ini, then the environment, then the command line."""
+    where = f"--i2i-{opt.name}"
+    layers = [(f"ini {opt.dest}", config.getini(opt.dest) or []),
+              (f"env {opt.env}", [p for p in os.environ.get(opt.env, "").split(";") if p.strip()]),
+              ("command line", config.getoption(opt.dest) or [])]
+    merged: dict[str, str] = {}
+    sources = []
+    for source, items in layers:
+        items = [str(i) for i in items if str(i).strip()]
+        if not items:
+            continue
+        sources.append(source)
+        try:
+            merged.update(parse_pairs(items, f"{where} (from {source})"))
+        except I2IError as e:
+            raise pytest.UsageError(str(e)) from None
+    if not merged:
+        return None, "default"
+    return merged, ", ".join(sources)
+
+
 @dataclass
 class I2IOptions:
     """The resolved, validated options of one pytest session."""
 
     model: str | None = None
     arch: str | None = None
+    arch_option: dict[str, str] = field(default_factory=dict)
+    generator_option: dict[str, str] = field(default_factory=dict)
+    generator_mode: str = "eval"
     data: Path | None = None
     baseline: str | None = None
     device: str = "cpu"
     batch_size: int = 8
     weights_dir: Path | None = None
+    weights: dict[str, str] = field(default_factory=dict)
     require_weights: bool = False
     offline: bool = False
     weights_mirror: str | None = None
@@ -150,11 +202,26 @@ def resolve_options(config: pytest.Config) -> I2IOptions:
             value = (base / Path(str(raw)).expanduser()).resolve()
         elif opt.kind == "flag":
             value = bool(raw)
+        elif opt.kind == "pairs":
+            value = raw
         else:
             value = str(raw).strip()
         setattr(opts, attr, value)
+    _resolve_weights_files(opts, base)
     _validate(opts)
     return opts
+
+
+def _resolve_weights_files(o: I2IOptions, base: Path) -> None:
+    """``--i2i-weights NAME=FILE``: files resolved against the invocation folder and checked to exist."""
+    for name, value in list(o.weights.items()):
+        if value == "random":
+            continue
+        path = (base / Path(value).expanduser()).resolve()
+        if not path.is_file():
+            raise pytest.UsageError(f"--i2i-weights {name}={value}: {path} is not a file (give a weights file or "
+                                    "'random')")
+        o.weights[name] = str(path)
 
 
 def _validate(o: I2IOptions) -> None:
@@ -164,11 +231,24 @@ def _validate(o: I2IOptions) -> None:
         raise pytest.UsageError("--i2i-baseline needs --i2i-model: a baseline is compared with a model")
     if o.arch and not o.model:
         raise pytest.UsageError("--i2i-arch needs --i2i-model: it names the architecture of that checkpoint")
+    for attr in ("arch_option", "generator_option"):
+        if getattr(o, attr) and not o.model:
+            raise pytest.UsageError(f"--i2i-{attr.replace('_', '-')} needs --i2i-model: it configures that generator")
+    if o.generator_mode not in MODES:
+        raise pytest.UsageError(f"--i2i-generator-mode (from {o.sources.get('generator_mode')}): "
+                                f"{o.generator_mode!r} is not one of {', '.join(MODES)}")
     for attr in ("model", "baseline"):
         value = getattr(o, attr)
-        if value and not _is_spec(value) and not Path(value).expanduser().exists():
-            raise pytest.UsageError(f"--i2i-{attr}: {value} does not exist (give a checkpoint file or "
-                                    "package.module:factory)")
+        if not value:
+            continue
+        if is_diffusers_spec(value):
+            try:
+                check_diffusers_spec(value)
+            except I2IError as e:
+                raise pytest.UsageError(f"--i2i-{attr}: {e}") from None
+        elif not _is_spec(value) and not Path(value).expanduser().exists():
+            raise pytest.UsageError(f"--i2i-{attr}: {value} does not exist (give a checkpoint file, "
+                                    "package.module:factory or diffusers:PATH_OR_HUB_ID)")
     if o.model and o.baseline and o.model == o.baseline:
         raise pytest.UsageError("--i2i-baseline is the same checkpoint as --i2i-model")
     if o.data is not None and not o.data.exists():

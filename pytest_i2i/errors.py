@@ -76,6 +76,11 @@ class UntrustedCheckpointError(I2IError):
     """A checkpoint needs full unpickling (it could run code) and the user did not opt in to trust it."""
 
 
+class MissingDependencyError(I2IError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install
+    (e.g. ``pip install 'pytest-i2i[diffusers]'``)."""
+
+
 class GeneratorOutputError(I2IError):
     """A generator's output batch is unusable (not an image batch, NaN/Inf, out of range).
 

@@ -56,8 +56,10 @@ class I2ISession:
     def _load_generator(self, spec: str) -> Any:
         from pytest_i2i.generators import load_generator
 
-        return load_generator(spec, arch=self.options.arch, trust=self.options.trust_checkpoint,
-                              device=self.options.device, seed=self.options.seed)
+        opts = self.options
+        return load_generator(spec, arch=opts.arch, trust=opts.trust_checkpoint, device=opts.device, seed=opts.seed,
+                              arch_kwargs=opts.arch_option, generator_options=opts.generator_option,
+                              mode=opts.generator_mode)
 
     @cached_property
     def generator(self) -> Any:
@@ -75,17 +77,21 @@ class I2ISession:
         """Outputs of the generator ``attr`` on the dataset; with the on-disk cache active (see
         :mod:`pytest_i2i.cache`), the generator is loaded only when some output is not cached."""
         from pytest_i2i.cache import get_cache
-        from pytest_i2i.generators.caching import cached_generate, generator_options
+        from pytest_i2i.generators import generator_key, prompt_field
+        from pytest_i2i.generators.caching import cached_generate
 
         if not spec:
             return getattr(self, attr)  # skips the test: no checkpoint given
         opts = self.options
         ds = self.dataset
+        texts = ds.texts(prompt_field(spec, opts.generator_option))
         with self.cache_scope():
             store = get_cache()
-            key = None if store is None else generator_options(store, spec, arch=opts.arch, seed=opts.seed,
-                                                               device=opts.device)
-            result, provenance = cached_generate(ds.inputs(), ds.instructions(), load=lambda: getattr(self, attr),
+            key = None if store is None else generator_key(
+                spec, arch=opts.arch, arch_options=opts.arch_option, generator_options=opts.generator_option,
+                mode=opts.generator_mode, seed=opts.seed, device=opts.device, trust=opts.trust_checkpoint,
+                hasher=store.file_sha256)
+            result, provenance = cached_generate(ds.inputs(), texts, load=lambda: getattr(self, attr),
                                                  options=key, store=store, batch_size=opts.batch_size)
         self._provenance[attr] = provenance
         return result
@@ -204,6 +210,9 @@ class BoundMetric:
             raise I2IInputError(f"{self.name} needs {', '.join(f'{k}=' for k in missing)} (e.g. "
                                 f"{self.name}({', '.join(f'{k}=...' for k in missing)}))")
         call_kwargs = {**self.defaults, **kwargs}
+        chosen = self._chosen_weights(call_kwargs)
+        if chosen is not None:
+            call_kwargs["weights"] = chosen
         try:
             with self.session.cache_scope():
                 from pytest_i2i.backbones.factory import weights_unchanged
@@ -221,6 +230,13 @@ class BoundMetric:
         self.session.record(self.nodeid, result)
         self.record_property(f"i2i.{self.name}", result.value)
         return result
+
+    def _chosen_weights(self, call_kwargs: dict[str, Any]) -> str | None:
+        """``--i2i-weights BACKBONE=FILE|random`` for the backbone this call uses (unless the call names weights)."""
+        if "weights" in call_kwargs or "weights" not in self.spec.accepts:
+            return None
+        used = call_kwargs.get("backbone") or self.spec.backbone
+        return self.session.options.weights.get(used) if isinstance(used, str) else None
 
     def __repr__(self) -> str:
         return f"<i2i metric fixture {self.name}>"

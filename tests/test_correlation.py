@@ -200,3 +200,107 @@ def test_leave_one_rater_out(rng):
     assert out["mean"] == pytest.approx(np.mean(out["per_rater"]))
     const = A.leave_one_rater_out(np.vstack([np.ones(30), r[1:]]))
     assert const["per_rater"][0] is None and "constant" in const["reasons"][0]
+
+
+# -- weighted (bootstrap-count) correlations, within-generator aggregates ---------------------------
+@pytest.mark.parametrize("ties", [False, True])
+def test_count_weighted_rows_equal_scipy_on_the_expanded_data(rng, ties):
+    """A count weight k is k copies of the item: ranks, Spearman and Pearson equal scipy on the copies."""
+    x, y = _vectors(rng, 40, ties)
+    W = rng.integers(0, 4, size=(6, 40)).astype(float)
+    for fixed in (True, False):  # one vector under many weightings (the fast path) and per-row values
+        X = x if fixed else np.broadcast_to(x, W.shape).copy()
+        Y = y if fixed else np.broadcast_to(y, W.shape).copy()
+        sp, pe = C.spearman_rows(X, Y, W), C.pearson_rows(X, Y, W)
+        for b, w in enumerate(W):
+            idx = np.repeat(np.arange(40), w.astype(int))
+            assert sp[b] == pytest.approx(ss.spearmanr(x[idx], y[idx]).statistic, abs=1e-12)
+            assert pe[b] == pytest.approx(ss.pearsonr(x[idx], y[idx]).statistic, abs=1e-12)
+            last = np.cumsum(w).astype(int)[w > 0] - 1  # each item's last copy in the expanded data
+            np.testing.assert_allclose(C.rank_rows(X, W)[b][w > 0], ss.rankdata(x[idx])[last], atol=1e-12)
+    const = np.zeros((1, 40))
+    const[0, :3] = 1  # three items, all with the same x: undefined
+    same = np.where(np.arange(40) < 3, 5.0, x)
+    assert np.isnan(C.spearman_rows(same, y, const)[0]) and np.isnan(C.pearson_rows(same, y, const)[0])
+
+
+def test_fisher_z_and_viescore_means():
+    r, n = [0.2, 0.5, 0.7], [10, 40, 100]
+    assert C.fisher_z_mean(r, np.array(n) - 3) == pytest.approx(
+        math.tanh(sum((k - 3) * math.atanh(v) for v, k in zip(r, n)) / sum(k - 3 for k in n)), abs=1e-15)
+    assert C.tanh_mean(r) == pytest.approx(math.tanh(np.mean(r)), abs=1e-15) and C.tanh_mean(r) < np.mean(r)
+    with pytest.raises(I2IInputError):
+        C.fisher_z_mean([0.1, np.nan])
+
+
+def _strata(rng, models=("A", "B", "C"), n_items=30):
+    truth = rng.normal(size=(len(models), n_items))
+    h = np.round(truth + rng.normal(scale=0.7, size=(3, *truth.shape)))  # 3 raters, integer scores: ties
+    out = {"good": [], "bad": []}
+    for k, m in enumerate(models):
+        items = np.arange(n_items) if k else np.arange(n_items - 5)  # model A misses 5 items
+        out["good"].append(C.Stratum(m, items, truth[k, items] + rng.normal(scale=0.3, size=items.size), h[:, k, items]))
+        out["bad"].append(C.Stratum(m, items, rng.normal(size=items.size), h[:, k, items]))
+    return out
+
+
+def test_within_model_points_and_aggregates_against_direct_formulas(rng):
+    strata = _strata(rng)
+    res = C.within_model(strata, {"good": 1, "bad": -1}, n_items=30, n_raters=3, n_resamples=200,
+                         methods=("spearman", "kendall", "pearson"))
+    for name, sign in (("good", 1), ("bad", -1)):
+        rhos, ns = [], []
+        for s in strata[name]:
+            rho = sign * ss.spearmanr(s.x, s.human.mean(0)).statistic
+            assert res["per_model"][name][s.model]["spearman"] == pytest.approx(rho, abs=1e-12)
+            assert res["per_model"][name][s.model]["kendall"] == pytest.approx(
+                sign * ss.kendalltau(s.x, s.human.mean(0)).statistic, abs=1e-12)
+            rhos.append(rho)
+            ns.append(s.items.size)
+        agg = res["aggregate"][name]["spearman"]
+        assert agg["viescore"]["value"] == pytest.approx(math.tanh(np.mean(rhos)), abs=1e-12)
+        assert agg["fisher_z"]["value"] == pytest.approx(C.fisher_z_mean(rhos, np.array(ns) - 3.0), abs=1e-12)
+        assert agg["fisher_z"]["ci"][0] <= agg["fisher_z"]["value"] <= agg["fisher_z"]["ci"][1]
+        assert res["aggregate"][name]["kendall"]["fisher_z"]["ci"] is None  # no count-weighted Kendall
+    d = res["differences"][("good", "bad")]["spearman"]["fisher_z"]
+    assert d["value"] == pytest.approx(res["aggregate"]["good"]["spearman"]["fisher_z"]["value"]
+                                       - res["aggregate"]["bad"]["spearman"]["fisher_z"]["value"], abs=1e-12)
+    assert d["ci"][0] > 0 and d["p_value"] < 0.05
+
+
+def test_within_model_cluster_bootstrap_resamples_items_shared_by_models(rng):
+    """One draw = one multiset of items for every model: a draw recomputed by hand matches."""
+    strata = _strata(rng, n_items=12)
+    res = C.within_model(strata, {"good": 1, "bad": 1}, n_items=12, n_raters=3, n_resamples=5, seed=7)
+    gen = np.random.default_rng(7)
+    counts = np.bincount(gen.integers(0, 12, size=12), minlength=12)  # the first draw
+    rhos = []
+    for s in strata["good"]:
+        idx = np.repeat(np.arange(s.items.size), counts[s.items])
+        rhos.append(ss.spearmanr(s.x[idx], s.human.mean(0)[idx]).statistic)
+    assert res["_draws"]["good"]["spearman"][0] == pytest.approx(rhos, abs=1e-12)
+
+
+def test_within_model_leave_one_out_per_model(rng):
+    h = rng.integers(0, 3, size=(3, 25)).astype(float) * 0.5
+    out = A.within_model_leave_one_out({"A": h, "B": h[::-1]}, {"A": np.arange(25), "B": np.arange(25)}, n_items=25,
+                                       n_resamples=100)
+    loo = [ss.spearmanr(h[i], np.delete(h, i, 0).mean(0)).statistic for i in range(3)]
+    assert out["per_model"]["A"]["spearman"]["viescore"] == pytest.approx(math.tanh(np.mean(loo)), abs=1e-12)
+    assert out["per_model"]["A"]["spearman"]["fisher_z"] == pytest.approx(C.fisher_z_mean(loo), abs=1e-12)
+    v = math.tanh(np.mean(loo))
+    assert out["aggregate"]["spearman"]["viescore"]["value"] == pytest.approx(math.tanh(v), abs=1e-12)
+
+
+def test_preference_accuracy_and_metric_votes():
+    human = ["a", "b", "tie", "both_bad", "a", "b"]
+    judge = ["a", "a", "same", "tie", None, "b"]
+    out = A.preference_accuracy(judge, human, n_resamples=200)
+    assert out["with_ties"]["value"] == 3 / 6 and out["without_ties"]["value"] == 2 / 4
+    assert out["decisive"]["value"] == 2 / 3 and out["decisive"]["n"] == 3
+    assert out["confusion"]["both_bad"]["tie"] == 1 and out["confusion"]["a"]["None"] == 1
+    assert A.metric_votes([0.9, 0.1, 0.5], [0.1, 0.9, 0.5]) == ["a", "b", "same"]
+    assert A.metric_votes([0.9, 0.1], [0.1, 0.9], higher_is_better=False) == ["b", "a"]
+    assert A.metric_votes([0.50, 0.1], [0.52, 0.9], margin=0.05) == ["same", "b"]
+    with pytest.raises(I2IInputError, match="human votes"):
+        A.preference_accuracy(["a"], ["left"])

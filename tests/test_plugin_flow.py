@@ -12,8 +12,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-OPTION_NAMES = ["model", "arch", "data", "baseline", "device", "batch-size", "weights-dir", "require-weights",
-                "seed", "max-samples", "cache-dir", "report", "trust-checkpoint"]
+OPTION_NAMES = ["model", "arch", "arch-option", "generator-option", "generator-mode", "data", "baseline", "device",
+                "batch-size", "weights-dir", "require-weights", "seed", "max-samples", "cache-dir", "report",
+                "trust-checkpoint"]
 
 
 @pytest.fixture(scope="module")

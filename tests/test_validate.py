@@ -13,7 +13,7 @@ import scipy.stats as ss
 from PIL import Image
 
 from pytest_i2i.cli import main
-from pytest_i2i.errors import I2IInputError
+from pytest_i2i.errors import I2IInputError, JudgmentError
 from pytest_i2i.validation.judgments import write_manifest
 from pytest_i2i.validation.validation_report import validate
 
@@ -109,8 +109,13 @@ def test_constant_metric_is_null_with_reason_and_exit_1(edit_set, tmp_path, caps
 def test_uid_mismatch_between_scores_and_judgments_is_reported(edit_set, tmp_path):
     scores = tmp_path / "other.csv"
     scores.write_text("item,model,LPIPS\nzzz.png,A,0.1\nyyy.png,B,0.2\n")
-    report = validate([edit_set, scores], tmp_path / "r", n_resamples=100)
+    with pytest.raises(JudgmentError, match="direction of metric 'LPIPS' unknown"):  # a CSV: no format directions
+        validate([edit_set, scores], tmp_path / "r", n_resamples=100)
+    report = validate([edit_set, scores], tmp_path / "r", n_resamples=100, directions={"LPIPS": False})
     assert any("no value for any judged" in p["reason"] for p in report["problems"])
+    # the scores are bound to the only set: uids it does not have are named, with the file
+    assert any("not in the ratings" in p["reason"] and "zzz.png" in p["reason"] and "other.csv" in p["reason"]
+               for p in report["problems"])
 
 
 @pytest.mark.parametrize("args,message", [
@@ -174,11 +179,10 @@ def test_pairwise_set_with_precomputed_similarity(tmp_path, rng):
     assert _row(report, "2afc", "2afc", "clip_image")["two_afc"]["value"] == pytest.approx(expected, abs=1e-12)
 
 
-def test_backbone_metrics_with_random_weights_are_labelled_uncalibrated(tmp_path, rng, monkeypatch):
+def test_backbone_metrics_with_random_weights_are_labelled_uncalibrated(tmp_path, rng):
     """The labelling path, with stand-ins for the backbone metrics (building a random-weight ViT takes
     ~15 s on this CPU; the metrics themselves are tested in test_vit_metrics.py). The stand-ins record
     the weights they were given and return results marked uncalibrated, as weights="random" does."""
-    import pytest_i2i
     from pytest_i2i.result import MetricResult
 
     seen = []
@@ -194,11 +198,20 @@ def test_backbone_metrics_with_random_weights_are_labelled_uncalibrated(tmp_path
         seen.append(weights)
         return MetricResult("fd_vit", float(len(a)) + rng.random(), False, len(a), calibrated=weights != "random")
 
-    monkeypatch.setattr(pytest_i2i, "vit_patch_distance", per_pair, raising=False)
-    monkeypatch.setattr(pytest_i2i, "fd_vit", set_level, raising=False)
+    import dataclasses
+
+    from pytest_i2i.metrics.registry import metric_spec, register_metric
+
+    originals = [metric_spec("vit_patch_distance"), metric_spec("fd_vit")]
     out = tmp_path / "r"
     small = write_edit_set(tmp_path / "small", rng, n_uids=3)
-    report = validate([small], out, metrics=["vit_patch_distance", "fd_vit"], weights="random", n_resamples=100)
+    try:  # validate calls metrics through the registry: register the stand-ins there
+        for spec, fn in zip(originals, (per_pair, set_level)):
+            register_metric(dataclasses.replace(spec, fn=fn), overwrite=True)
+        report = validate([small], out, metrics=["vit_patch_distance", "fd_vit"], weights="random", n_resamples=100)
+    finally:
+        for spec in originals:
+            register_metric(spec, overwrite=True)
     assert set(seen) == {"random"}
     assert report["metrics"]["vit_patch_distance"]["calibrated"] is False
     assert report["metrics"]["fd_vit"]["level"] == "system"
@@ -255,8 +268,9 @@ def test_real_imagenhub_with_viescore_lpips(tmp_path):
 SUITE = Path(__file__).resolve().parents[1] / "suites" / "validation"
 
 
-def _suite_project(pytester, rng, scores: str | None) -> list[str]:
-    """A pytester folder holding the suite and a SYNTHETIC ImagenHub-layout set (+ optional scores CSV)."""
+def _suite_project(pytester, rng, scores: dict | None) -> list[str]:
+    """A pytester folder holding the suite and a SYNTHETIC ImagenHub-layout set (+ optional per-model
+    score JSON files, VIEScore's autometrics layout)."""
     for name in ("conftest.py", "test_judgments.py"):
         (pytester.path / name).write_text((SUITE / name).read_text())
     root = pytester.path / "set"
@@ -267,21 +281,24 @@ def _suite_project(pytester, rng, scores: str | None) -> list[str]:
         (root / f"Synthetic_IE_rater{r}.tsv").write_text("\n".join(lines) + "\n")
     paths = [str(root)]
     if scores is not None:
-        (pytester.path / "scores.csv").write_text(scores)
-        paths.append(str(pytester.path / "scores.csv"))
+        folder = pytester.path / "scores"
+        folder.mkdir()
+        for model, values in scores.items():
+            (folder / f"{model}.json").write_text(json.dumps(values))
+        paths.append(str(folder))
     return paths
 
 
 def _scores(rng, constant=False):
-    return "item,model,LPIPS\n" + "".join(f"u{i},{m},{0.5 if constant else rng.random():.4f}\n"
-                                           for i in range(8) for m in "ABC")
+    return {m: {f"u{i}": {"LPIPS": 0.5 if constant else round(float(rng.random()), 4)} for i in range(8)}
+            for m in "ABC"}
 
 
 def test_suite_passes_and_writes_the_report(pytester, rng):
     paths = _suite_project(pytester, rng, _scores(rng))
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-s", f"--i2i-judgments={','.join(paths)}",
                                            f"--i2i-report={pytester.path / 'rep'}")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
     data = _strict_json(pytester.path / "rep" / "validation" / "validation.json")
     assert data["judgment_sets"][0]["n_items"] == 8 and "LPIPS" in data["metrics"]
 
@@ -289,18 +306,27 @@ def test_suite_passes_and_writes_the_report(pytester, rng):
 def test_suite_fails_for_real_reasons(pytester, rng):
     paths = _suite_project(pytester, rng, _scores(rng, constant=True))
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", f"--i2i-judgments={','.join(paths)}")
-    result.assert_outcomes(passed=3, failed=1)
+    result.assert_outcomes(passed=4, failed=1)
     result.stdout.fnmatch_lines(["*test_every_metric_is_scored_on_every_set*", "*LPIPS*constant*"])
     # a malformed cell: the set does not load, every test says why
     rater = Path(paths[0]) / "Synthetic_IE_rater2.tsv"
     rater.write_text(rater.read_text().replace("]", " 1]", 1))
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", f"--i2i-judgments={','.join(paths)}")
-    result.assert_outcomes(failed=4)
+    result.assert_outcomes(failed=5)
     result.stdout.fnmatch_lines(["*could not be validated: JudgmentError*rater2.tsv, line 2*malformed cell*"])
 
 
-def test_suite_skips_without_judgments(pytester, rng):
+def test_suite_runs_the_bundled_sets_without_judgments(pytester, rng, monkeypatch):
+    """No --i2i-judgments: the bundled real sets run offline (one ImagenHub task here, to stay fast)."""
     _suite_project(pytester, rng, None)
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-rs")
-    result.assert_outcomes(skipped=4)
-    result.stdout.fnmatch_lines(["*no --i2i-judgments given*"])
+    monkeypatch.setenv("I2I_VALIDATION_TASKS", "Control-Guided_IG")
+    monkeypatch.setenv("I2I_VALIDATION_RESAMPLES", "100")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", f"--i2i-report={pytester.path / 'rep'}")
+    result.assert_outcomes(passed=5)
+    data = _strict_json(pytester.path / "rep" / "validation" / "validation.json")
+    assert {js["name"] for js in data["judgment_sets"]} == {"ImagenHub_Control-Guided_IG", "genai-bench-image-edition",
+                                                          "tifa-human"}
+    cells = data["reproduction"]["viescore-imagenhub"]["cells"]
+    run = [c for c in cells if c["task"] == "Control-Guided_IG"]
+    assert run and all(c["within"] for c in run)  # every published cell of that task
+    assert (pytester.path / "rep" / "validation" / "leaderboard.png").is_file()

@@ -180,15 +180,22 @@ class I2IDataset(Sequence[Sample]):
         return _image_set([s.target for s in self._samples], self.uids, "targets")
 
     def instructions(self) -> list[str] | None:
-        return self._texts("instruction")
+        return self.texts("instruction")
 
     def source_captions(self) -> list[str] | None:
-        return self._texts("source_caption")
+        return self.texts("source_caption")
 
     def target_captions(self) -> list[str] | None:
-        return self._texts("target_caption")
+        return self.texts("target_caption")
 
-    def _texts(self, name: str) -> list[str] | None:
+    def texts(self, name: str) -> list[str] | None:
+        """The text column ``name`` (one of ``TEXT_FIELDS``), or ``None`` when the dataset has none.
+
+        Raises:
+            I2IInputError: ``name`` is not a text column.
+        """
+        if name not in TEXT_FIELDS:
+            raise I2IInputError(f"{name!r} is not a text column; the text columns are {', '.join(TEXT_FIELDS)}")
         values = [getattr(s, name) for s in self._samples]
         return None if values[0] is None else values
 
@@ -205,7 +212,7 @@ class I2IDataset(Sequence[Sample]):
         return sub
 
     def _describe(self) -> str:
-        texts = [name for name in TEXT_FIELDS if self._texts(name) is not None]
+        texts = [name for name in TEXT_FIELDS if self.texts(name) is not None]
         has_targets = self._samples[0].target is not None
         return (
             f"{len(self)} samples from {self.source}; targets: {'yes' if has_targets else 'no'}; "

@@ -26,22 +26,6 @@ if TYPE_CHECKING:
 PROVENANCE = ("source", "sha256", "arch", "kind")
 
 
-def generator_options(
-    store: Store, checkpoint: str, *, arch: str | None = None, input_range: Sequence[float] | None = None,
-    output_range: Sequence[float] | None = None, arch_kwargs: Mapping[str, Any] | None = None, seed: int = 0,
-    device: str | None = None,
-) -> dict[str, Any] | None:
-    """The key parts that identify a generator run, or ``None`` when ``checkpoint`` is not a file."""
-    path = Path(checkpoint).expanduser()
-    if not path.is_file():
-        return None
-    return {"checkpoint_sha256": store.file_sha256(path), "arch": arch,
-            "input_range": None if input_range is None else [float(v) for v in input_range],
-            "output_range": None if output_range is None else [float(v) for v in output_range],
-            "arch_kwargs": dict(arch_kwargs or {}), "seed": int(seed),
-            "device_type": (device or "cpu").split(":")[0]}
-
-
 def cached_generate(
     images: Any, texts: Sequence[str] | None, *, load: Callable[[], Generator], options: dict[str, Any] | None,
     store: Store | None, batch_size: int = 8,
@@ -52,7 +36,7 @@ def cached_generate(
         images: the inputs (anything :func:`~pytest_i2i.load_images` accepts).
         texts: one instruction per image, or ``None``.
         load: returns the generator; called only when some sample is not cached.
-        options: the key parts of this generator run (:func:`generator_options`, a JSON-able
+        options: the key parts of this generator run (:func:`pytest_i2i.generators.generator_key`, a JSON-able
             dict), or ``None`` to bypass the cache.
         store: the cache (``None``: no cache).
         batch_size: images per generator call.

@@ -2,14 +2,18 @@
 
 Accepted sources (tried in this order):
 
+0. ``"diffusers:PATH_OR_HUB_ID"``: a Hugging Face diffusers pipeline (InstructPix2Pix, img2img),
+   see :mod:`pytest_i2i.generators.diffusers_pipeline`; ``generator_options`` are its generation
+   options;
 1. ``"package.module:factory"`` (a string with ``:`` that is not an existing path): the module is
    imported and ``factory(**arch_kwargs)`` must return an ``nn.Module`` or a callable;
 2. a TorchScript archive (``torch.jit.save``): loaded with ``torch.jit.load``, whose restricted
    unpickler builds only TorchScript types and runs no Python ``__reduce__``;
 3. a ``.safetensors`` file or a ``torch.save`` checkpoint read with ``weights_only=True``, holding
    a state_dict (directly or under ``"state_dict"``, ``"model"``, ``"generator"``, ``"netG"`` or
-   ``"G"``): the architecture ``arch`` (or the one detected from the keys, see
-   :func:`~pytest_i2i.generators.registry.detect_arch`) is built and the weights loaded strictly;
+   ``"G"``): the architecture ``arch`` (or the one detected from the keys, with the options read
+   from them, see :func:`~pytest_i2i.generators.registry.match_arch`) is built with ``arch_kwargs``
+   and the weights loaded strictly (after the architecture's ``adapt_state_dict``);
 4. a checkpoint that cannot be read with ``weights_only=True`` because it holds pickled objects
    (e.g. a whole ``nn.Module``): refused with :class:`~pytest_i2i.errors.UntrustedCheckpointError`
    unless ``trust=True`` (``--i2i-trust-checkpoint``), since unpickling it can run any code.
@@ -32,8 +36,10 @@ from torch import nn
 from pytest_i2i.checkpoint import load_state_dict_strict, read_checkpoint
 from pytest_i2i.files import sha256_file
 from pytest_i2i.errors import CheckpointError, I2IInputError, UntrustedCheckpointError
-from pytest_i2i.generators.registry import GeneratorArch, Range, check_range, detect_arch, get_generator_arch
+from pytest_i2i.generators.options import guess_value
+from pytest_i2i.generators.registry import GeneratorArch, Range, check_range, get_generator_arch, match_arch
 from pytest_i2i.generators.runner import Generator, _first_line
+from pytest_i2i.generators.source import TEXT_FIELDS, is_diffusers_spec
 
 #: Keys under which training scripts commonly nest the generator's state_dict.
 STATE_DICT_KEYS = ("state_dict", "model", "generator", "netG", "G")
@@ -52,12 +58,15 @@ def load_generator(
     output_range: Range | None = None,
     seed: int = 0,
     arch_kwargs: Mapping[str, Any] | None = None,
+    mode: str = "eval",
+    generator_options: Mapping[str, Any] | None = None,
 ) -> Generator:
-    """Load a generator from a file or a ``package.module:factory`` spec (see the module docstring).
+    """Load a generator from a file, a ``package.module:factory`` spec or a diffusers pipeline
+    (see the module docstring).
 
     Args:
         path_or_spec: a TorchScript file, a state_dict / checkpoint file, a ``.safetensors`` file,
-            or ``"package.module:factory"``.
+            ``"package.module:factory"`` or ``"diffusers:PATH_OR_HUB_ID"``.
         arch: registered architecture name (or a :class:`GeneratorArch`) for a state_dict; if
             ``None`` it is detected from the checkpoint's keys. Only valid for state_dicts.
         trust: allow full unpickling of a checkpoint that holds pickled objects. This runs code
@@ -67,11 +76,16 @@ def load_generator(
             module's ``input_range`` attribute, else ``(-1, 1)`` (recorded as assumed).
         output_range: the model's output range; default: the architecture's, else the module's
             ``output_range`` attribute, else detected from the first output batch.
-        seed: ``torch.manual_seed`` applied before every call.
-        arch_kwargs: keyword arguments of the architecture's ``build`` or of the factory.
+        seed: ``torch.manual_seed`` applied before every call (per-sample seeds derive from it).
+        arch_kwargs: architecture options (keyword arguments of its ``build``; strings from a
+            command line are typed by its option schema) or keyword arguments of the factory.
+            For a detected architecture they override the options read from the keys.
+        mode: ``"eval"`` (default) or ``"train"``, see :data:`~pytest_i2i.generators.runner.MODES`.
+        generator_options: generation options of a diffusers pipeline; for every generator,
+            ``prompt_field`` names the dataset text column its texts come from.
 
     Returns:
-        A :class:`Generator` recording its source, kind, file sha256 and architecture.
+        A :class:`Generator` recording its source, kind, file sha256, architecture and options.
 
     Raises:
         I2IInputError: the file is missing, empty, truncated or not a checkpoint; the spec cannot
@@ -79,15 +93,26 @@ def load_generator(
             are listed); the architecture cannot be detected; ``arch`` given for a self-contained model.
         UnknownNameError: ``arch`` is not a registered architecture name.
         UntrustedCheckpointError: the file needs code execution to unpickle and ``trust`` is False.
+        MissingDependencyError: a diffusers pipeline without diffusers / transformers installed.
     """
+    text = os.fspath(path_or_spec)
+    if is_diffusers_spec(path_or_spec):
+        if arch is not None or arch_kwargs:
+            raise I2IInputError(f"arch / architecture options apply to state_dict checkpoints, not to the "
+                                f"pipeline {text} (use generation options)")
+        from pytest_i2i.generators.diffusers_pipeline import load_pipeline_generator
+
+        return load_pipeline_generator(text, trust=trust, device=device, seed=seed,
+                                       generator_options=generator_options, mode=mode)
+    text_field = _own_generator_options(generator_options, text)
     arch_spec = get_generator_arch(arch) if isinstance(arch, str) else arch
     kwargs = dict(arch_kwargs or {})
-    text = os.fspath(path_or_spec)
     path = Path(text).expanduser()
     if isinstance(path_or_spec, str) and ":" in text and not path.exists():
         if not _FACTORY_SPEC.match(text):
             raise I2IInputError(f"generator {text!r} is neither an existing file nor a 'package.module:factory' spec")
         _no_arch(arch_spec, text, "a factory spec builds its own model")
+        kwargs = {k: guess_value(v) for k, v in kwargs.items()}
         model, kind, sha, trusted, notes = _from_factory(text, kwargs), "factory", None, False, []
     else:
         _check_file(path)
@@ -97,14 +122,28 @@ def load_generator(
             _no_kwargs(kwargs, text)
             model, kind, trusted, notes = _from_torchscript(path), "torchscript", False, []
         else:
-            model, arch_spec, trusted, notes = _from_checkpoint(path, arch_spec, kwargs, trust)
+            model, arch_spec, kwargs, trusted, notes = _from_checkpoint(path, arch_spec, kwargs, trust, mode)
             kind = "state_dict" if arch_spec is not None else "pickle"
     in_range, out_range = _ranges(model, arch_spec, input_range, output_range, text, notes)
     return Generator(
         model, kind=kind, source=str(path) if kind != "factory" else text, sha256=sha,
         arch=arch_spec.name if arch_spec is not None else None, input_range=in_range, output_range=out_range,
-        seed=seed, device=device, trusted=trusted, warnings=notes,
+        seed=seed, device=device, trusted=trusted, warnings=notes, mode=mode, text_field=text_field,
+        options=kwargs,
     )
+
+
+def _own_generator_options(options: Mapping[str, Any] | None, source: str) -> str:
+    """The text field of a non-pipeline generator: the only generation option it takes is ``prompt_field``."""
+    given = dict(options or {})
+    extra = sorted(set(given) - {"prompt_field"})
+    if extra:
+        raise I2IInputError(f"generation options {extra} apply to diffusers pipelines, not to {source} "
+                            "(its only generation option is prompt_field)")
+    field = str(given.get("prompt_field", "instruction")).strip()
+    if field not in TEXT_FIELDS:
+        raise I2IInputError(f"generator option prompt_field: {field!r} is not one of {', '.join(TEXT_FIELDS)}")
+    return field
 
 
 def _check_file(path: Path) -> None:
@@ -172,25 +211,43 @@ def _from_torchscript(path: Path) -> nn.Module:
 
 
 def _from_checkpoint(
-    path: Path, arch: GeneratorArch | None, kwargs: dict, trust: bool
-) -> tuple[nn.Module | Any, GeneratorArch | None, bool, list[str]]:
-    """(model, architecture used or None for a pickled module, trusted, notes) from a checkpoint file."""
+    path: Path, arch: GeneratorArch | None, kwargs: dict, trust: bool, mode: str = "eval"
+) -> tuple[nn.Module | Any, GeneratorArch | None, dict, bool, list[str]]:
+    """(model, architecture used or None for a pickled module, architecture options used, trusted,
+    notes) from a checkpoint file."""
     obj, trusted = _read_checkpoint(path, trust)
     notes = [f"{path} was unpickled with code execution (trust=True)"] if trusted else []
     found = _unwrap(obj, path)
     if not isinstance(found, dict):  # a pickled module or callable, only reachable with trust
         _no_arch(arch, str(path), "it holds a whole pickled model")
         _no_kwargs(kwargs, str(path))
-        return found, None, trusted, notes
+        return found, None, {}, trusted, notes
     state = found
     if state and all(isinstance(k, str) and k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
         notes.append(f"{path}: removed the 'module.' prefix of (Distributed)DataParallel from every key")
+    detected: dict[str, Any] = {}
     if arch is None:
-        arch = get_generator_arch(detect_arch(state, source=str(path)))
-    model = arch.build(**kwargs)
-    load_state_dict_strict(model, state, source=f"generator file {path}", target=f"architecture {arch.name!r}")
-    return model, arch, trusted, notes
+        name, detected = match_arch(state, source=str(path))
+        arch = get_generator_arch(name)
+        said = {"use_dropout", "no_dropout"} & {*detected, *kwargs}
+        if mode == "train" and "use_dropout" in arch.options and not said:
+            notes.append(f"{path}: whether {arch.name} uses dropout cannot be read from its keys; train mode "
+                         "assumes the preset's default (see its description); pass --i2i-arch-option "
+                         "use_dropout=true|false to say")
+    options = {**arch.typed_options(detected), **arch.typed_options(kwargs)}
+    try:
+        model = arch.build(**options)
+    except I2IInputError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a builder rejecting its options is a usage problem
+        raise I2IInputError(f"architecture {arch.name!r} cannot be built with options {options}: "
+                            f"{type(e).__name__}: {_first_line(e)}") from None
+    if arch.adapt_state_dict is not None:
+        state, adapted = arch.adapt_state_dict(model, state)
+        notes += [f"{path}: {note}" for note in adapted]
+    _load_strict(model, state, path, arch.name, options)
+    return model, arch, options, trusted, notes
 
 
 def _read_checkpoint(path: Path, trust: bool) -> tuple[Any, bool]:
@@ -234,6 +291,27 @@ def _unwrap(obj: Any, path: Path) -> dict | Any:
     if isinstance(obj, nn.Module) or (callable(obj) and not isinstance(obj, type)):
         return obj
     raise I2IInputError(f"generator file {path} holds a {type(obj).__name__}, not a state_dict or a model")
+
+
+def _load_strict(model: nn.Module, state: dict, path: Path, arch_name: str, options: Mapping[str, Any]) -> None:
+    """The shared strict loader, plus what the keys say the checkpoint is when it does not fit."""
+    what = f"architecture {arch_name!r}" + (f" with options {dict(options)}" if options else "")
+    try:
+        load_state_dict_strict(model, state, source=f"generator file {path}", target=what)
+    except I2IInputError as e:
+        raise I2IInputError(f"{e}{_hint(state, arch_name, options)}") from None
+
+
+def _hint(state: Mapping, arch_name: str, options: Mapping[str, Any]) -> str:
+    """What the keys say the checkpoint is, when that differs from what was asked for."""
+    try:
+        name, found = match_arch(state)
+    except I2IInputError:
+        return ""
+    if name == arch_name and found == dict(options):
+        return ""
+    flags = " ".join(f"--i2i-arch-option {k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in found.items())
+    return f"; its keys match --i2i-arch={name}" + (f" {flags}" if flags else "") + " (or leave out --i2i-arch)"
 
 
 def _ranges(model: Any, arch: GeneratorArch | None, input_range: Range | None, output_range: Range | None,

@@ -15,25 +15,44 @@ Norms as in that code: ``"batch"`` is ``BatchNorm2d(affine=True, track_running_s
 (the pix2pix default); ``"instance"`` is ``InstanceNorm2d(affine=False, track_running_stats=False)``
 (the CycleGAN default) and then the convolutions before a norm have a bias; ``"none"`` has no norm.
 
-Importing this module registers the generator architectures ``pix2pix-unet256``,
+The registered presets (:mod:`pytest_i2i.generators.builtin`) are ``pix2pix-unet256``,
 ``pix2pix-unet128``, ``pix2pix-resnet9``, ``pix2pix-resnet6`` (batch norm, dropout on, as
-pix2pix trains them) and their ``-instance`` variants (instance norm, and no dropout for the
-ResNets, as CycleGAN trains them), and ``pix2pix-unet128-ngf8`` (``pix2pix-unet128`` with ngf=8, the
-demo colorization checkpoint's). All take and return images in [-1, 1] (tanh head).
+pix2pix trains them), their ``-instance`` variants (instance norm, no dropout, as CycleGAN
+trains them) and ``pix2pix-unet128-ngf8`` (the demo colorization checkpoint's width). Every
+combination of the reference options is a preset plus architecture options, and is read from a
+checkpoint by :func:`read_layout`:
+
+=================  ===================================================================
+reference option   how it shows in a state_dict
+=================  ===================================================================
+``--netG``         the keys: U-Net depth (one ``.model.<i>`` per level), ResNet block count
+``--norm``         batch: ``running_mean`` entries; instance: conv biases, no norm entries;
+                   none: neither
+``--no_dropout``   ResNets: the index of the second conv in each block (5, or 6 after a
+                   Dropout); U-Nets: invisible (a Dropout has no parameters and sits last)
+``--ngf``          the first conv's output channels
+``--input_nc``,    the first conv's input channels, the last conv's output channels
+``--output_nc``
+=================  ===================================================================
+
+Checkpoints written by older versions of that code carry ``running_mean`` / ``running_var`` (and
+``num_batches_tracked``) for InstanceNorm layers that no longer track statistics; they are dropped
+with a note (:func:`drop_old_instance_norm_buffers`), as the reference loader does. All models take
+and return images in [-1, 1] (tanh head).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from functools import lru_cache, partial
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any
 
 import torch
 from torch import nn
 
 from pytest_i2i.errors import I2IInputError
-from pytest_i2i.generators.registry import GeneratorArch, register_generator_arch
-
-NORMS = ("batch", "instance", "none")
+from pytest_i2i.generators.builtin import NETG, NORMS, PIX2PIX_PRESETS
 
 
 def _norm(norm: str) -> tuple[Callable[[int], nn.Module], bool]:
@@ -218,76 +237,150 @@ def patchgan_receptive_field(n_layers: int = 3) -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# registered generator architectures
+# presets, layouts and detection
 # --------------------------------------------------------------------------------------------
 
-#: name -> (family, depth: U-Net down levels or ResNet blocks, norm, use_dropout)
-VARIANTS: dict[str, tuple[str, int, str, bool]] = {}
-for _norm_name, _suffix, _resnet_dropout in (("batch", "", True), ("instance", "-instance", False)):
-    VARIANTS[f"pix2pix-unet256{_suffix}"] = ("unet", 8, _norm_name, _norm_name == "batch")
-    VARIANTS[f"pix2pix-unet128{_suffix}"] = ("unet", 7, _norm_name, _norm_name == "batch")
-    VARIANTS[f"pix2pix-resnet9{_suffix}"] = ("resnet", 9, _norm_name, _resnet_dropout)
-    VARIANTS[f"pix2pix-resnet6{_suffix}"] = ("resnet", 6, _norm_name, _resnet_dropout)
+#: the presets of the default width: name -> (family, depth, norm, use_dropout)
+VARIANTS: dict[str, tuple[str, int, str, bool]] = {
+    name: (*NETG[netg], norm, dropout) for name, (netg, norm, dropout, ngf) in PIX2PIX_PRESETS.items() if ngf == 64
+}
 
 
-def build_variant(name: str, **kwargs: object) -> nn.Module:
-    """The generator of registered variant ``name``; ``kwargs`` (``ngf``, ``input_nc``, ``output_nc``,
-    ``norm``, ``use_dropout``) override its defaults."""
-    family, depth, norm, dropout = VARIANTS[name]
-    cls = UnetGenerator if family == "unet" else ResnetGenerator
-    return cls(depth, **{"norm": norm, "use_dropout": dropout, **kwargs})  # type: ignore[arg-type]
+@dataclass(frozen=True)
+class Layout:
+    """One pix2pix/CycleGAN generator configuration, in the reference's terms."""
+
+    netG: str  # noqa: N815 - the reference option's name
+    norm: str = "batch"
+    use_dropout: bool = True
+    ngf: int = 64
+    input_nc: int = 3
+    output_nc: int = 3
+
+    def build(self) -> nn.Module:
+        family, depth = NETG[self.netG]
+        cls = UnetGenerator if family == "unet" else ResnetGenerator
+        return cls(depth, input_nc=self.input_nc, output_nc=self.output_nc, ngf=self.ngf, norm=self.norm,
+                   use_dropout=self.use_dropout)
+
+
+def preset_layout(name: str, **options: Any) -> Layout:
+    """The layout of preset ``name`` with architecture ``options`` applied (``no_dropout`` is the
+    reference's spelling of ``use_dropout=False``).
+
+    Raises:
+        I2IInputError: ``use_dropout`` and ``no_dropout`` both given and contradicting, or a bad norm.
+    """
+    netg, norm, dropout, ngf = PIX2PIX_PRESETS[name]
+    options = dict(options)
+    if "no_dropout" in options:
+        no_dropout = bool(options.pop("no_dropout"))
+        if "use_dropout" in options and bool(options["use_dropout"]) == no_dropout:
+            raise I2IInputError(f"{name}: use_dropout={options['use_dropout']} contradicts no_dropout={no_dropout}")
+        options["use_dropout"] = not no_dropout
+    layout = Layout(netg, norm, dropout, ngf)
+    unknown = set(options) - set(asdict(layout))
+    if unknown:
+        raise I2IInputError(f"{name}: unknown architecture options {sorted(unknown)}")
+    layout = Layout(**{**asdict(layout), **options})
+    if layout.norm not in NORMS:
+        raise I2IInputError(f"norm must be one of {', '.join(NORMS)}; got {layout.norm!r}")
+    return layout
+
+
+def build_variant(name: str, **options: Any) -> nn.Module:
+    """The generator of preset ``name``; ``options`` (``ngf``, ``norm``, ``use_dropout`` or
+    ``no_dropout``, ``input_nc``, ``output_nc``) override its defaults."""
+    return preset_layout(name, **options).build()
 
 
 @lru_cache(maxsize=None)
-def variant_keys(name: str) -> frozenset[str]:
-    """The state_dict keys of variant ``name`` with its defaults (built on the meta device: no memory)."""
+def _layout_keys(netg: str, norm: str, use_dropout: bool) -> tuple[frozenset[str], tuple[str, ...]]:
+    """(state_dict keys, names of the InstanceNorm modules) of a layout; built on the meta device."""
     with torch.device("meta"):
-        return frozenset(build_variant(name).state_dict())
+        model = Layout(netg, norm, use_dropout).build()
+    names = tuple(n for n, m in model.named_modules() if isinstance(m, nn.InstanceNorm2d))
+    return frozenset(model.state_dict()), names
 
 
-#: narrow variants with a pinned width: name -> (variant whose layout it has, ngf); ``pix2pix-unet128-ngf8``
-#: is the demo colorization checkpoint's (``demo/colorize_unet128.pth``, see ``train_pix2pix``).
-NARROW_VARIANTS: dict[str, tuple[str, int]] = {"pix2pix-unet128-ngf8": ("pix2pix-unet128", 8)}
+def variant_keys(name: str) -> frozenset[str]:
+    """The state_dict keys of preset ``name`` with its defaults (built on the meta device: no memory)."""
+    netg, norm, dropout, _ = PIX2PIX_PRESETS[name]
+    return _layout_keys(netg, norm, dropout)[0]
 
 
-def _detector(name: str) -> Callable[[Mapping], bool]:
-    # The key set encodes everything detection needs: the U-Net depth (one ".model.<i>" per
-    # level), the number of residual blocks, the norm (running_mean / num_batches_tracked for
-    # batch norm, conv biases for instance norm) and, for ResNets, dropout (it shifts the
-    # indices inside conv_block). Shapes (ngf, channels) are left to the strict load, except
-    # the first conv's width (ngf) that tells a narrow variant from the variant it shares keys with.
-    base, ngf = NARROW_VARIANTS.get(name, (name, None))
-    pinned = {width for other, width in NARROW_VARIANTS.values() if other == name}
-
-    def detect(state_dict: Mapping) -> bool:
-        if frozenset(state_dict) != variant_keys(base):
-            return False
-        if ngf is None and not pinned:
-            return True
-        width = int(state_dict["model.model.0.weight"].shape[0])
-        return width == ngf if ngf is not None else width not in pinned
-
-    return detect
+_OLD_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
-def _describe(name: str) -> str:
-    family, depth, norm, dropout = VARIANTS[name]
-    what = f"U-Net, {depth} down levels" if family == "unet" else f"ResNet, {depth} residual blocks"
-    drop = ", dropout" if dropout else ""
-    return f"pix2pix/CycleGAN {what}, {norm} norm{drop}, ngf=64, RGB in/out in [-1, 1]"
+def _old_instance_keys(keys: frozenset[str], instance_norms: tuple[str, ...]) -> set[str]:
+    return {f"{n}.{b}" for n in instance_norms for b in _OLD_BUFFERS} & keys
 
 
-for _name in VARIANTS:
-    register_generator_arch(
-        GeneratorArch(_name, build=partial(build_variant, _name), input_range=(-1.0, 1.0),
-                      output_range=(-1.0, 1.0), detect=_detector(_name), description=_describe(_name)),
-        overwrite=True,
-    )
+def read_layout(state_dict: Mapping) -> tuple[Layout, bool] | None:
+    """The reference configuration a generator state_dict was written with, or ``None`` if it is
+    no pix2pix/CycleGAN generator (see the module docstring for what tells each option).
 
-for _name, (_base, _ngf) in NARROW_VARIANTS.items():
-    register_generator_arch(
-        GeneratorArch(_name, build=partial(build_variant, _base, ngf=_ngf), input_range=(-1.0, 1.0),
-                      output_range=(-1.0, 1.0), detect=_detector(_name),
-                      description=_describe(_base).replace("ngf=64", f"ngf={_ngf}")),
-        overwrite=True,
-    )
+    Returns:
+        ``(layout, dropout_known)``: ``dropout_known`` is False for U-Nets, whose dropout leaves no
+        trace in the keys (``layout.use_dropout`` is then the pix2pix default, True).
+    """
+    keys = frozenset(state_dict)
+    for netg, (family, _) in NETG.items():
+        for norm in NORMS:
+            for dropout in ((False, True) if family == "resnet" else (True,)):
+                expected, instance_norms = _layout_keys(netg, norm, dropout)
+                if keys - _old_instance_keys(keys, instance_norms) != expected:
+                    continue
+                first = state_dict["model.model.0.weight" if family == "unet" else "model.1.weight"]
+                last_key = "model.model.3.weight" if family == "unet" else f"model.{NETG[netg][1] + 17}.weight"
+                last = state_dict[last_key]
+                out_nc = last.shape[1] if family == "unet" else last.shape[0]  # ConvTranspose2d: (in, out, k, k)
+                layout = Layout(netg, norm, dropout, int(first.shape[0]), int(first.shape[1]), int(out_nc))
+                return layout, family == "resnet"
+    return None
+
+
+def preset_for(layout: Layout) -> str:
+    """The preset a layout is reported under: the one of its ``--netG`` and norm (batch-norm
+    presets stand for ``norm=none`` too), preferring a preset of its width."""
+    norm = "instance" if layout.norm == "instance" else "batch"
+    candidates = [n for n, (netg, nm, _, _) in PIX2PIX_PRESETS.items() if netg == layout.netG and nm == norm]
+    same_width = [n for n in candidates if PIX2PIX_PRESETS[n][3] == layout.ngf]
+    return (same_width or [n for n in candidates if PIX2PIX_PRESETS[n][3] == 64])[0]
+
+
+def detect_preset(name: str, state_dict: Mapping) -> dict[str, Any] | bool:
+    """The registry's ``detect`` of preset ``name`` (False unless the checkpoint's layout is
+    reported under ``name``): the options in which the layout differs from the preset's defaults,
+    and ``use_dropout`` whenever the keys tell it (ResNets; U-Nets keep the preset's default)."""
+    found = read_layout(state_dict)
+    if found is None or preset_for(found[0]) != name:
+        return False
+    layout, dropout_known = found
+    defaults = asdict(preset_layout(name))
+    options = {k: v for k, v in asdict(layout).items() if v != defaults[k] or k == "use_dropout"}
+    if not dropout_known:
+        options.pop("use_dropout")
+    return options or True
+
+
+def drop_old_instance_norm_buffers(model: nn.Module, state_dict: dict) -> tuple[dict, list[str]]:
+    """``state_dict`` without the running statistics of InstanceNorm layers that track none.
+
+    Versions of the reference code before PyTorch 0.4's ``track_running_stats`` saved
+    ``running_mean`` / ``running_var`` (and ``num_batches_tracked``) for InstanceNorm layers; its
+    loader drops them, and so does this (with a note), so the layers normalise per image as trained.
+    """
+    modules = dict(model.named_modules())
+    dropped = []
+    for key in list(state_dict):
+        owner, _, leaf = key.rpartition(".")
+        module = modules.get(owner)
+        if leaf in _OLD_BUFFERS and isinstance(module, nn.InstanceNorm2d) and not module.track_running_stats:
+            dropped.append(key)
+    if not dropped:
+        return state_dict, []
+    kept = {k: v for k, v in state_dict.items() if k not in set(dropped)}
+    return kept, [f"dropped {len(dropped)} {'/'.join(sorted({k.rpartition('.')[2] for k in dropped}))} entries of "
+                  "InstanceNorm layers (written by versions of the pix2pix/CycleGAN code before PyTorch 0.4; "
+                  "the layers normalise each image by its own statistics, as the reference loader does)"]

@@ -2,15 +2,18 @@
 
 A generator takes a batch of canonical images ((N, 3, H, W) float32 in [0, 1]) and, for
 instruction-based editors, one text per image, and returns a batch of canonical images. The
-wrapper converts to and from the model's own value ranges, runs it in eval mode without
-autograd and with a fixed seed, and validates every output batch.
+wrapper converts to and from the model's own value ranges, runs it in eval mode (or, on request,
+in train mode, see :data:`MODES`) without autograd and with a fixed seed, and validates every
+output batch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,12 +21,21 @@ import torch
 from torch import nn
 
 from pytest_i2i.errors import GeneratorOutputError, I2IInputError
+from pytest_i2i.generators.options import MODES
 from pytest_i2i.generators.registry import Range, check_range
 from pytest_i2i.images import ImageSet, load_images
 from pytest_i2i.texts import check_texts
 
 #: Output values may leave the declared range by this much (round-off of tanh / sigmoid heads).
 RANGE_TOLERANCE = 1e-3
+
+
+def sample_seed(seed: int, key: str | int) -> int:
+    """The seed of one sample: a 63-bit integer derived from the run's ``seed`` and the sample's
+    name (its dataset uid) or index, so a sample's random draws do not depend on which other
+    samples share its batch, on their order, or on the batch size."""
+    digest = hashlib.sha256(f"pytest-i2i/{int(seed)}/{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
 
 
 class Generator:
@@ -39,8 +51,15 @@ class Generator:
       mis-detection on a batch that happens to be all non-negative.
     - The model runs in eval mode under ``torch.inference_mode()`` with ``torch.manual_seed(seed)``
       inside ``torch.random.fork_rng()``: each call is repeatable and leaves the global RNG alone.
+      With ``mode="train"`` it runs in train mode instead, one sample at a time, each seeded with
+      :func:`sample_seed` (see :data:`MODES`).
+    - A model whose call takes a keyword argument ``seeds`` (e.g. a diffusion pipeline) gets one
+      seed per sample, :func:`sample_seed` of ``seed`` and the sample's name, and must draw each
+      sample's noise from its own seed: its outputs are then independent of batch composition.
     - ``texts`` are passed (as the second positional argument) only to models whose forward
       takes a second positional parameter; otherwise they are dropped with a warning recorded.
+      ``text_field`` names the dataset text column they come from (``"instruction"``,
+      ``"source_caption"`` or ``"target_caption"``); callers pass that column.
     - A 1-channel output is replicated to RGB. A non-tensor, a non-4-D tensor, a wrong batch
       size or a channel count other than 1 or 3 raises :class:`GeneratorOutputError` for every
       sample; NaN/Inf or values outside ``output_range`` by more than 1e-3 raise it naming only
@@ -53,6 +72,8 @@ class Generator:
         source: the file path or ``package.module:factory`` spec it came from.
         sha256: sha256 of the loaded file (``None`` for a factory or a wrapped module).
         arch: the registered architecture name for a state_dict checkpoint, else ``None``.
+        options: the architecture options (state_dict) or generation options (pipelines) in use.
+        mode: ``"eval"`` or ``"train"`` (:data:`MODES`).
         trusted: the file was unpickled with code execution because the user passed ``trust=True``.
         warnings: notes recorded while loading and running (assumed ranges, dropped texts, ...).
     """
@@ -71,9 +92,14 @@ class Generator:
         device: str | torch.device | None = None,
         trusted: bool = False,
         warnings: Sequence[str] = (),
+        mode: str = "eval",
+        text_field: str = "instruction",
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         if not callable(model):
             raise I2IInputError(f"generator {source}: a {type(model).__name__} is not callable")
+        if mode not in MODES:
+            raise I2IInputError(f"generator mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         if isinstance(model, nn.Module):
             model = model.to(self.device).eval()
@@ -91,7 +117,11 @@ class Generator:
         self.seed = int(seed)
         self.trusted = trusted
         self.warnings: list[str] = list(warnings)
+        self.mode = mode
+        self.text_field = text_field
+        self.options: dict[str, Any] = dict(options or {})
         self.takes_texts, self.requires_texts = _text_parameter(model)
+        self.takes_seeds = _takes_seeds(model)
         self._input_dtype = _float_dtype(model)
         self._warned_texts_dropped = False
 
@@ -107,7 +137,8 @@ class Generator:
             "trusted": self.trusted, "input_range": list(self.input_range),
             "output_range": list(self.output_range) if self.output_range else None,
             "output_range_detected": self.output_range_detected, "seed": self.seed,
-            "device": str(self.device), "takes_texts": self.takes_texts, "warnings": list(self.warnings),
+            "device": str(self.device), "takes_texts": self.takes_texts, "text_field": self.text_field,
+            "mode": self.mode, "options": dict(self.options), "warnings": list(self.warnings),
         }
 
     def __call__(
@@ -115,7 +146,8 @@ class Generator:
     ) -> torch.Tensor:
         """Run the model on ``images`` (N, 3, H, W) in [0, 1]; returns (N, 3, H', W') in [0, 1].
 
-        ``names`` (one per image) are used in error messages instead of ``sample <i>``.
+        ``names`` (one per image) are used in error messages instead of ``sample <i>``, and are
+        what per-sample seeds derive from (else the index).
 
         Raises:
             I2IInputError: bad ``images`` or ``texts``, or texts missing for a model that requires them.
@@ -134,19 +166,46 @@ class Generator:
             args = (x, texts)
         elif texts is None and self.requires_texts:
             raise I2IInputError(
-                f"generator {self.source} takes instruction texts (its forward has a required second argument); "
-                "pass texts="
+                f"generator {self.source} takes instruction texts (its forward has a required second argument), "
+                f"from the dataset's {self.text_field!r} column, which is missing; pass texts=, or choose another "
+                "column with the generator option prompt_field"
             )
         elif texts is not None and not self._warned_texts_dropped:
             self._warned_texts_dropped = True
             self.warnings.append(f"generator {self.source} does not take texts (its forward has one input); "
                                  "the texts were not passed to it")
-        if isinstance(self.model, nn.Module):
-            self.model.eval()
-        with torch.random.fork_rng(**_rng_devices(self.device)), torch.inference_mode():
-            torch.manual_seed(self.seed)
-            out = self.model(*args)
+        seed_keys: list[str | int] = list(names) if names is not None else list(range(n))
+        if self.mode == "train":
+            out = self._run_train_mode(args, seed_keys)
+        else:
+            if isinstance(self.model, nn.Module):
+                self.model.eval()
+            kwargs = {"seeds": [sample_seed(self.seed, k) for k in seed_keys]} if self.takes_seeds else {}
+            with torch.random.fork_rng(**_rng_devices(self.device)), torch.inference_mode():
+                torch.manual_seed(self.seed)
+                out = self.model(*args, **kwargs)
         return self._to_unit(out, n, labels)
+
+    def _run_train_mode(self, args: tuple, seed_keys: list[str | int]) -> Any:
+        """One call per sample in train mode, each under its own seed; buffers restored afterwards."""
+        if not isinstance(self.model, nn.Module):
+            raise I2IInputError(f"generator {self.source}: mode='train' applies to torch modules, "
+                                f"not to a {type(self.model).__name__}")
+        outs = []
+        with _buffers_restored(self.model), torch.inference_mode():
+            self.model.train()
+            try:
+                for i, key in enumerate(seed_keys):
+                    one = tuple(a[i:i + 1] for a in args)
+                    with torch.random.fork_rng(**_rng_devices(self.device)):
+                        torch.manual_seed(sample_seed(self.seed, key))
+                        out = self.model(*one)
+                    if not isinstance(out, torch.Tensor):
+                        return out  # _to_unit reports it
+                    outs.append(out)
+            finally:
+                self.model.eval()
+        return torch.cat(outs)
 
     def _to_unit(self, out: Any, n: int, labels: list[str]) -> torch.Tensor:
         """Validate a raw output batch and map it from ``output_range`` to [0, 1] (float32, CPU)."""
@@ -330,6 +389,31 @@ def _text_parameter(model: Any) -> tuple[bool, bool]:
     if len(positional) < 2:
         return (False, False)
     return (True, positional[1].default is inspect.Parameter.empty)
+
+
+def _takes_seeds(model: Any) -> bool:
+    """Whether ``model``'s call takes a keyword argument ``seeds`` (one seed per sample)."""
+    fn = model.forward if isinstance(model, nn.Module) else model
+    if getattr(fn, "schema", None) is not None:  # TorchScript: images and texts only
+        return False
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    p = params.get("seeds")
+    return p is not None and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+
+
+@contextmanager
+def _buffers_restored(model: nn.Module) -> Iterator[None]:
+    """Put the module's buffers back as they were (train-mode batch norm updates its running statistics)."""
+    saved = [(b, b.detach().clone()) for b in model.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buf, copy in saved:
+                buf.copy_(copy)
 
 
 def _float_dtype(model: Any) -> torch.dtype:

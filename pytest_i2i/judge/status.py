@@ -34,9 +34,10 @@ def default_metrics() -> list[str]:
     """The live ranking's metrics: the registry's weight-free paired metrics that the correlation engine
     computes on images (no weights file needed, so the ranking works on any machine)."""
     from pytest_i2i.metrics.registry import list_metrics
-    from pytest_i2i.validation.correlate import COMPUTABLE
+    from pytest_i2i.validation.correlate import computable_metrics
 
-    return [m for m in list_metrics(kind="paired", needs_weights=False) if m in COMPUTABLE]
+    computable = computable_metrics()
+    return [m for m in list_metrics(kind="paired", needs_weights=False) if m in computable]
 
 
 def _credit(x: float, y: float) -> float:
@@ -130,13 +131,14 @@ class MetricRanking:
                  locked: Callable[[Callable[[], Any]], Any] | None = None):
         """``locked(fn)`` runs ``fn`` while no judgment is being written (a server passes its store's lock)."""
         from pytest_i2i.errors import I2IInputError
-        from pytest_i2i.validation.correlate import COMPUTABLE
+        from pytest_i2i.validation.correlate import computable_metrics
 
         metrics = default_metrics() if metrics is None else list(metrics)
-        unknown = [m for m in metrics if m not in COMPUTABLE]
+        computable = computable_metrics()
+        unknown = [m for m in metrics if m not in computable]
         if unknown:
             raise I2IInputError(f"metrics {unknown} cannot be computed on a study's images; computable: "
-                                + ", ".join(COMPUTABLE))
+                                + ", ".join(computable))
         self.out = Path(out)
         self.tasks = tasks
         self.metrics = list(metrics)

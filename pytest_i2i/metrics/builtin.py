@@ -87,8 +87,8 @@ BUILTIN_METRICS: tuple[MetricSpec, ...] = (
                test_kwargs=f"{_TESTING}:vit_kwargs"),
     # -- text ----------------------------------------------------------------------------------------
     MetricSpec("clip_text", f"{_CLIP}:clip_text", "text-image", ("outputs", "target_captions"), True,
-               backbone="clip-vit-b-32", needs_weights=True, aliases=("clipscore", "clip_score", "clip-t"),
-               test_kwargs=f"{_TESTING}:clip_kwargs",
+               backbone="clip-vit-b-32", needs_weights=True,
+               aliases=("clipscore", "clip_score", "clip-t", "clipscore_vitb32"), test_kwargs=f"{_TESTING}:clip_kwargs",
                description="CLIPScore of each output and its target caption",
                reference="torchmetrics CLIPScore (torchmetrics_scale=True)"),
     MetricSpec("clip_direction", f"{_CLIP}:clip_direction", "edit-direction",

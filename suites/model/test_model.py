@@ -34,7 +34,7 @@ def test_every_sample_generates_a_valid_image(i2i_outputs, i2i_dataset):
 def test_deterministic_under_fixed_seed(i2i_generator, i2i_dataset, i2i_outputs, i2i_options):
     """The same inputs and seed give the same outputs (first two samples regenerated)."""
     k = min(2, len(i2i_dataset))
-    texts = i2i_dataset.instructions()
+    texts = i2i_dataset.texts(i2i_generator.text_field)
     again = generate(i2i_generator, i2i_dataset.inputs().subset(range(k)),
                      texts=None if texts is None else texts[:k], batch_size=i2i_options.batch_size)
     for i in range(k):

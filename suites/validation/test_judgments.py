@@ -1,14 +1,18 @@
-"""Which metric agrees with people? ``pytest suites/validation --i2i-judgments=SET[,SCORES...]``.
+"""Which metric agrees with people? ``pytest suites/validation [--i2i-judgments=SET[,SCORES...]]``.
 
-Each path is a judgment set (a ``judgments.toml`` manifest, a ``.toml`` file, or a folder in a
-native layout: ImagenHub, BAPPS, NIGHTS, TID2013, KADID-10k) or precomputed scores (per-model JSON
-files, a CSV/JSONL). Weight-free metrics (l1, psnr, ssim, ciede2000) are computed on the sets'
-images when a set has them. The report folder (table, plots, ``validation.json``) is written into
-``<--i2i-report>/validation/`` (a temporary folder without ``--i2i-report``).
+Without ``--i2i-judgments`` the bundled real sets run offline (``human_judgments/``): ImagenHub's
+raters on 7 tasks with VIEScore's automatic metrics (LPIPS, CLIPScore, CLIP-I, DINO) and MLLM judges
+(GPT-4o, LLaVA), GenAI-Bench's pairwise votes with three judges, TIFA's ratings with CLIPScore and
+TIFA. Otherwise each path is a judgment set (a ``judgments.toml`` manifest, a ``.toml`` file, or a
+folder in a native layout) or scores (per-model JSON files, a CSV/JSONL, VIEScore judge folders);
+``builtin`` / ``builtin:NAME`` entries add bundled sets. Weight-free metrics (l1, psnr, ssim,
+ciede2000) are computed on the sets' images when a set has them. The report folder (tables,
+leaderboard plot, ``validation.json``) is written into ``<--i2i-report>/validation/`` (a temporary
+folder without ``--i2i-report``).
 
 The tests fail for real reasons: a set that does not load or validate, a metric that could not be
-scored on a set, an undefined number (constant column, too few items), a non-strict JSON report.
-Without ``--i2i-judgments`` every test is skipped, saying so.
+scored on a set, an undefined number (constant column, too few items), a non-strict JSON report, a
+published number of a bundled set that is no longer reproduced (beyond its documented deviation).
 """
 
 from __future__ import annotations
@@ -46,6 +50,20 @@ def test_report_is_strict_json_and_every_gap_has_a_reason(validation_outcome):
             assert e["value"] is None or math.isfinite(e["value"])
             if e["value"] is None:
                 assert e["reason"], f"{row['set']} / {row['metric']} / {method}: null without a reason"
+
+
+def test_published_numbers_are_reproduced(validation_outcome):
+    """Every published cell of a bundled set is reproduced, or deviates by what its note documents."""
+    report = _report(validation_outcome)
+    bad = []
+    for name, data in (report.get("reproduction") or {}).items():
+        for c in data["cells"]:
+            if c["reproduced"] is None and name == "viescore-imagenhub" and report["provenance"]["tasks"]:
+                continue  # a task not run
+            if not c["within"] and not c.get("deviation"):
+                bad.append(f"{name}: {c.get('task', '')} {c['row']} {c.get('model', '')} {c['criterion']}: published "
+                           f"{c['published']}, reproduced {c['reproduced']}")
+    assert not bad, f"{len(bad)} published number(s) not reproduced: " + "; ".join(bad)
 
 
 def test_report_folder_is_complete(validation_outcome):

@@ -9,7 +9,12 @@
   interval and ratio data with missing values (Krippendorff 2011, "Computing Krippendorff's
   Alpha-Reliability"), computed from the coincidence matrix.
 - :func:`leave_one_rater_out`: each rater's correlation with the mean of the other raters: how well
-  one person predicts the panel, the ceiling an automatic metric can be compared with.
+  one person predicts the panel, the ceiling an automatic metric can be compared with;
+  :func:`within_model_leave_one_out` does it per generator and aggregates across generators (the
+  "human raters" row of VIEScore's table).
+- :func:`preference_accuracy`: agreement of a judge's votes with human four-outcome preference votes
+  (GenAI-Bench: a, b, tie, both bad), with and without ties; :func:`metric_votes` turns two
+  per-image scores into such a vote.
 """
 
 from __future__ import annotations
@@ -21,10 +26,18 @@ import numpy as np
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.metrics.functional.bootstrap import bootstrap_mean_ci
 from pytest_i2i.validation.functional.correlation import (
+    AGGREGATES,
     CORRELATIONS,
+    DEGENERATE,
+    R_MAX,
+    ROW_CORRELATIONS,
+    WEIGHTED_METHODS,
     Estimate,
     UndefinedStatistic,
+    _bootstrap_estimate,
+    fisher_z_mean,
     rater_mean,
+    tanh_mean,
 )
 
 LEVELS = ("nominal", "ordinal", "interval", "ratio")
@@ -161,3 +174,173 @@ def leave_one_rater_out(ratings: Any, *, method: str = "spearman") -> dict[str, 
             reasons.append(str(e))
     defined = [v for v in values if v is not None]
     return {"per_rater": values, "reasons": reasons, "mean": float(np.mean(defined)) if defined else None}
+
+
+def within_model_leave_one_out(
+    per_model: dict[str, np.ndarray],
+    items: dict[str, np.ndarray],
+    *,
+    n_items: int,
+    methods: tuple[str, ...] | list[str] = ("spearman", "pearson"),
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Leave-one-rater-out correlation per generator, aggregated across generators.
+
+    For each model m and rater r: corr(rater r, mean of the other raters) on the model's items both
+    cover. Per model, the raters' values are combined and then the models' values, by each rule of
+    :data:`~pytest_i2i.validation.functional.correlation.AGGREGATES`:
+
+    - ``viescore``: tanh of the mean over raters, then tanh of the mean over models (VIEScore's
+      ``iterate_all_results_human2human`` and table rows);
+    - ``fisher_z``: the mean of atanh over raters, then the (n − 3)-weighted mean over models.
+
+    Intervals: the cluster bootstrap of :func:`~.correlation.within_model` (items resampled with
+    replacement as count weights, the same draws for every model; raters are what is compared, so
+    they are not resampled).
+
+    Args:
+        per_model: ``{model: (raters, n_m) ratings}`` (NaN where a rater did not rate).
+        items: ``{model: (n_m,) indices into range(n_items)}``.
+    """
+    rng = np.random.default_rng(seed)
+    counts = np.empty((n_resamples, n_items))
+    for b in range(n_resamples):
+        counts[b] = np.bincount(rng.integers(0, n_items, size=n_items), minlength=n_items)
+    models = sorted(per_model)
+    out_models: dict[str, Any] = {}
+    aggregates: dict[str, Any] = {}
+    point: dict[str, dict[str, list[float | None]]] = {m: {} for m in methods}
+    boot: dict[str, list[dict[str, np.ndarray]]] = {m: [] for m in methods if m in WEIGHTED_METHODS}
+    ns, boot_ns = [], []
+    for model in models:
+        h = np.asarray(per_model[model], dtype=np.float64)
+        w = counts[:, items[model]]
+        entry: dict[str, Any] = {"n": int(h.shape[1]), "n_raters": int(h.shape[0])}
+        per_rater_boot: dict[str, list[np.ndarray]] = {m: [] for m in boot}
+        for method in methods:
+            loo = leave_one_rater_out(h, method=method)
+            entry[method] = {"per_rater": loo["per_rater"], "reasons": loo["reasons"]}
+            defined = [v for v in loo["per_rater"] if v is not None]
+            ok = len(defined) == len(loo["per_rater"]) and defined
+            entry[method]["viescore"] = tanh_mean(defined) if ok else None
+            entry[method]["fisher_z"] = (fisher_z_mean(defined) if ok and max(abs(v) for v in defined) < DEGENERATE
+                                         else None)
+            point[method][model] = entry[method]
+            if method in per_rater_boot:
+                for i in range(h.shape[0]):
+                    others = rater_mean(np.delete(h, i, axis=0))
+                    keep = np.isfinite(h[i]) & np.isfinite(others)
+                    ww = np.where(keep, w, 0.0)
+                    per_rater_boot[method].append(ROW_CORRELATIONS[method](
+                        np.where(keep, h[i], 0.0), np.where(keep, others, 0.0), ww))
+        out_models[model] = entry
+        ns.append(h.shape[1])
+        boot_ns.append(w.sum(axis=1))
+        for method in boot:
+            r = np.stack(per_rater_boot[method], axis=1)  # (B, raters)
+            rz = np.where(np.abs(np.where(np.isfinite(r), r, 0.0)) >= DEGENERATE, np.nan, r)
+            boot[method].append({"viescore": np.tanh(_nanmean_rows(r)),
+                                 "fisher_z": np.tanh(_nanmean_rows(np.arctanh(np.clip(rz, -R_MAX, R_MAX)))),
+                                 "partial": ~np.isfinite(rz).all(axis=1)})
+    nsa = np.array(ns, dtype=np.float64)
+    for method in methods:
+        aggregates[method] = {}
+        for how in AGGREGATES:
+            values = [point[method][m][how] for m in models]
+            if not models or any(v is None for v in values):
+                bad = [m for m, v in zip(models, values) if v is None]
+                aggregates[method][how] = Estimate(None, n=len(models), reason=f"undefined for {', '.join(bad)} "
+                                                   "(a constant rater; see per_model)").to_dict()
+                continue
+            if how == "viescore":
+                value = tanh_mean(values)
+            elif (nsa <= 3).any():
+                aggregates[method][how] = Estimate(None, n=len(models), reason="a model has 3 or fewer items").to_dict()
+                continue
+            else:
+                value = fisher_z_mean(values, nsa - 3.0)
+            if method not in boot:
+                aggregates[method][how] = Estimate(value, None, len(models), 0, f"no bootstrap interval for "
+                                                   f"{method} at the within-model level").to_dict()
+                continue
+            per = np.stack([b[how] for b in boot[method]], axis=1)  # (B, M)
+            if how == "viescore":
+                stats = np.tanh(_nanmean_rows(per))
+            else:
+                wts = np.where(np.isfinite(per), np.stack(boot_ns, axis=1) - 3.0, 0.0)
+                z = np.where(np.isfinite(per), np.arctanh(np.clip(per, -R_MAX, R_MAX)), 0.0)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    stats = np.where((wts >= 0).all(axis=1) & (wts.sum(axis=1) > 0),
+                                     np.tanh((wts * z).sum(axis=1) / wts.sum(axis=1)), np.nan)
+            est = _bootstrap_estimate(value, stats, len(models), n_resamples, confidence).to_dict()
+            partial = int((np.stack([b["partial"] for b in boot[method]], axis=1).any(axis=1)
+                           | ~np.isfinite(per).all(axis=1)).sum())
+            if partial:
+                est["bootstrap_note"] = (f"in {partial} of {n_resamples} draws a rater's correlation was undefined "
+                                         "(a rater constant on the drawn items)" + (" or ±1" if how == "fisher_z"
+                                                                                      else "")
+                                         + " and was left out of that draw")
+            aggregates[method][how] = est
+    return {"models": models, "per_model": out_models, "aggregate": aggregates,
+            "_draws": {m: {"r": np.stack([b["fisher_z"] for b in boot[m]], axis=1), "n": np.stack(boot_ns, axis=1)}
+                       for m in boot if boot[m]}}
+
+
+def _nanmean_rows(a: np.ndarray) -> np.ndarray:
+    ok = np.isfinite(a)
+    n = ok.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, np.where(ok, a, 0.0).sum(axis=1) / n, np.nan)
+
+
+# -- preference votes (GenAI-Bench) ---------------------------------------------------------------
+PREFERENCE = ("a", "b", "tie", "both_bad")
+#: judge votes GenAI-Bench counts as right for each human vote ("same" = its "[[A=B]]")
+RIGHT = {"a": {"a"}, "b": {"b"}, "tie": {"tie", "same"}, "both_bad": {"both_bad", "same"}}
+
+
+def metric_votes(score_a: Any, score_b: Any, *, higher_is_better: bool = True, margin: float = 0.0) -> list[str]:
+    """A per-image metric as a pairwise vote: ``a`` when a's score is better by more than
+    ``margin``, ``b`` when b's is, ``same`` otherwise (GenAI-Bench's ``[[A=B]]``, right for a human tie
+    and for both-bad; a metric cannot tell those two apart without an absolute threshold)."""
+    a = np.asarray(score_a, dtype=np.float64).ravel()
+    b = np.asarray(score_b, dtype=np.float64).ravel()
+    if a.shape != b.shape or not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise I2IInputError("metric_votes: score_a and score_b must be finite and of the same length")
+    d = (a - b) if higher_is_better else (b - a)
+    return ["a" if x > margin else "b" if x < -margin else "same" for x in d]
+
+
+def preference_accuracy(judge: list[str | None], human: list[str], *, confidence: float = 0.95,
+                        n_resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Agreement of judge votes with human four-outcome votes, as GenAI-Bench reports it.
+
+    - ``with_ties``: the fraction of all pairs where the judge is right by GenAI-Bench's rule
+      (:data:`RIGHT`; no vote or an unknown label is wrong): its published accuracy;
+    - ``without_ties``: the same on the pairs where the human preferred one image (``a`` / ``b``);
+    - ``decisive``: on the pairs where both the human and the judge preferred one image.
+
+    Each with a percentile-bootstrap CI over pairs; ``confusion[human][judge]`` counts the votes.
+    """
+    if len(judge) != len(human) or not human:
+        raise I2IInputError(f"preference_accuracy: {len(judge)} judge votes for {len(human)} human votes")
+    bad = sorted({h for h in human if h not in RIGHT})
+    if bad:
+        raise I2IInputError(f"preference_accuracy: human votes {bad} are not one of {', '.join(PREFERENCE)}")
+    right = np.array([j is not None and j in RIGHT[h] for j, h in zip(judge, human)], dtype=np.float64)
+    pref = np.array([h in ("a", "b") for h in human])
+    decisive = pref & np.array([j in ("a", "b") for j in judge])
+    out: dict[str, Any] = {}
+    for name, mask in (("with_ties", np.ones_like(pref)), ("without_ties", pref), ("decisive", decisive)):
+        v = right[mask]
+        if v.size == 0:
+            out[name] = Estimate(None, n=0, reason="no pair in this subset").to_dict()
+            continue
+        ci = bootstrap_mean_ci(v, confidence=confidence, n_resamples=n_resamples, seed=seed)
+        out[name] = Estimate(float(v.mean()), ci, int(v.size), n_resamples).to_dict()
+    labels = ["a", "b", "tie", "both_bad", "same", "other", None]
+    out["confusion"] = {h: {str(j): int(sum(1 for jj, hh in zip(judge, human) if hh == h and jj == j))
+                            for j in labels} for h in PREFERENCE}
+    return out

@@ -20,7 +20,7 @@ import pandas as pd
 
 from pytest_i2i.data.manifest import resolve_under_root
 from pytest_i2i.errors import JudgmentError
-from pytest_i2i.validation.judgments import bapps, imagenhub, kadid, nights, tid2013
+from pytest_i2i.validation.judgments import bapps, genaibench, imagenhub, kadid, nights, tid2013, tifa, viescore
 from pytest_i2i.validation.judgments.format import (
     KINDS,
     MANIFEST_NAME,
@@ -32,14 +32,14 @@ from pytest_i2i.validation.judgments.format import (
     record_file,
     write_manifest,
 )
-from pytest_i2i.validation.judgments.scores import ScoreSet, load_scores
+from pytest_i2i.validation.judgments.scores import MetricScores, ScoreSet, load_scores
 
-ADAPTERS = {m.NAME: m for m in (imagenhub, bapps, nights, tid2013, kadid)}
+ADAPTERS = {m.NAME: m for m in (imagenhub, bapps, nights, tid2013, kadid, genaibench, tifa)}
 LAYOUTS = [f"a manifest ({MANIFEST_NAME} in the folder, or a .toml file; see human_judgments/README.md)",
            *(m.LAYOUT for m in ADAPTERS.values())]
 
-__all__ = ["ADAPTERS", "KINDS", "LAYOUTS", "JudgmentSet", "ScoreSet", "detect_layout", "is_judgment_path",
-           "load_judgments", "load_scores", "read_manifest", "write_manifest"]
+__all__ = ["ADAPTERS", "KINDS", "LAYOUTS", "JudgmentSet", "MetricScores", "ScoreSet", "detect_layout",
+           "is_judgment_path", "load_judgments", "load_scores", "read_manifest", "write_manifest"]
 
 
 def detect_layout(folder: Path) -> str | None:

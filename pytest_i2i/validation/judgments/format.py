@@ -10,12 +10,16 @@ The format is documented for users in ``human_judgments/README.md``; in short:
   judged ``p1`` closer to ``reference``; optional ``n_judges``.
 - ``pairwise`` tables: ``item, a, b`` and either ``h`` (fraction preferring ``b``) or ``winner``
   (``a``, ``b`` or ``tie``); optional ``reference``, ``n_judges``.
+- ``preference`` tables: ``item, vote`` with ``vote`` one of four outcomes, ``a``, ``b``, ``tie``
+  (both good) or ``both_bad`` (GenAI-Bench's left / right / tie / both-bad); optional ``a``, ``b``
+  (what was compared, e.g. image paths or model names).
 
 Every problem raises :class:`~pytest_i2i.errors.JudgmentError` naming the file (and line / uid).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tomllib
@@ -30,7 +34,9 @@ from pytest_i2i.data.manifest import read_table, resolve_under_root
 from pytest_i2i.errors import DatasetError, JudgmentError, UnsafePathError
 from pytest_i2i.files import sha256_file
 
-KINDS = ("rating", "2afc", "pairwise", "edit-rating")
+KINDS = ("rating", "2afc", "pairwise", "edit-rating", "preference")
+#: the four outcomes of a ``preference`` judgment
+VOTES = ("a", "b", "tie", "both_bad")
 MANIFEST_NAME = "judgments.toml"
 DIRECTIONS = ("higher_is_better", "lower_is_better")
 MANIFEST_KEYS = {
@@ -43,13 +49,16 @@ TIDY_COLUMNS = {
     "edit-rating": ("item", "score", "model", "rater", "criterion", "image", "reference"),
     "2afc": ("item", "reference", "p0", "p1", "h", "n_judges"),
     "pairwise": ("item", "a", "b", "h", "winner", "reference", "n_judges"),
+    "preference": ("item", "vote", "a", "b"),
 }
 TIDY_REQUIRED = {
     "rating": ("item", "score"), "edit-rating": ("item", "model", "score"),
     "2afc": ("item", "reference", "p0", "p1", "h"), "pairwise": ("item", "a", "b"),
+    "preference": ("item", "vote"),
 }
 RATING_COLUMNS = ["item", "model", "rater", "criterion", "score", "image", "reference"]
 CHOICE_COLUMNS = ["item", "reference", "p0", "p1", "h", "n_judges"]
+PREFERENCE_COLUMNS = ["item", "vote", "a", "b"]
 
 
 @dataclass
@@ -58,11 +67,12 @@ class JudgmentSet:
 
     Attributes:
         name: the set's name (manifest ``name`` or the folder name).
-        kind: ``rating``, ``2afc``, ``pairwise`` or ``edit-rating``.
+        kind: ``rating``, ``2afc``, ``pairwise``, ``edit-rating`` or ``preference``.
         table: for ratings, columns ``item, model, rater, criterion, score, image, reference``
             (``model``/``rater``/``criterion`` are ``""`` when absent; ``image``/``reference`` ``None``);
             for ``2afc``/``pairwise``, ``item, reference, p0, p1, h, n_judges`` (pairwise ``a``/``b``
-            become ``p0``/``p1``; ``h`` is the fraction preferring ``p1``).
+            become ``p0``/``p1``; ``h`` is the fraction preferring ``p1``); for ``preference``,
+            ``item, vote, a, b`` (``vote`` in :data:`VOTES`).
         root: the folder the judgment files live in.
         images_root: the folder image paths are relative to (``None``: no images, precomputed scores only).
         higher_is_better: direction of the human score (``True`` for MOS / ratings).
@@ -71,6 +81,8 @@ class JudgmentSet:
         files: ``{"path", "sha256", "expected_sha256", "verified"}`` per judgment file read.
         manifest: the manifest as read (or as the adapter describes the native layout).
         warnings: documented, non-fatal problems (e.g. items one rater skipped).
+        scores: scores that come in the set's own files (:class:`~.scores.MetricScores`: TIFA's
+            metric columns, GenAI-Bench's judge votes), bound to this set.
     """
 
     name: str
@@ -85,6 +97,7 @@ class JudgmentSet:
     manifest: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     layout: str = "tidy"
+    scores: list[Any] = field(default_factory=list)
 
     @property
     def raters(self) -> list[str]:
@@ -101,6 +114,10 @@ class JudgmentSet:
                "n_items": int(self.table["item"].nunique()), "files": self.files, "warnings": self.warnings}
         if self.kind in ("rating", "edit-rating"):
             out.update(criteria=self.criteria, models=self.models, raters=self.raters)
+        if self.kind == "preference":
+            out["votes"] = {v: int((self.table["vote"] == v).sum()) for v in VOTES}
+        if self.scores:
+            out["scores_in_set"] = [m.name for m in self.scores]
         for key in ("source", "licence", "description"):
             if key in self.manifest:
                 out[key] = self.manifest[key]
@@ -129,6 +146,33 @@ def read_text(path: Path) -> str:
         raise JudgmentError(f"{path}: cannot read ({e.strerror or e})") from None
     except UnicodeDecodeError as e:
         raise JudgmentError(f"{path}: not valid UTF-8 at byte offset {e.start}") from None
+
+
+def read_json(path: Path, *, text: str | None = None, line: int | None = None) -> Any:
+    """Strict JSON of a judgment or score file: a duplicate key in an object, ``NaN`` / ``Infinity``,
+    malformed JSON or non-UTF-8 bytes raise :class:`JudgmentError` naming the file (and the key)
+    instead of silently keeping the last value (``json.loads``' default) or a NaN."""
+    where = f"{path}, line {line}" if line is not None else str(path)
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                raise JudgmentError(f"{where}: duplicate key {key!r} in a JSON object (the file holds two values "
+                                    "for it; which one is meant is unknown)")
+            out[key] = value
+        return out
+
+    def constant(name: str) -> Any:
+        raise JudgmentError(f"{where}: {name} is not a valid score (NaN/Infinity)")
+
+    try:
+        return json.loads(read_text(path) if text is None else text, object_pairs_hook=pairs,
+                          parse_constant=constant)
+    except json.JSONDecodeError as e:
+        raise JudgmentError(f"{where}: malformed JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except RecursionError:
+        raise JudgmentError(f"{where}: JSON nested too deeply") from None
 
 
 def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
@@ -235,6 +279,12 @@ def read_tidy(path: Path, kind: str, columns: dict[str, str] | None = None) -> p
                             "criterion": v.get("criterion", ""), "score": parse_float(v["score"], where, "score"),
                             "image": v.get("image"), "reference": v.get("reference")})
             continue
+        if kind == "preference":
+            vote = v["vote"].lower()
+            if vote not in VOTES:
+                raise JudgmentError(f"{where}: vote {v['vote']!r} must be one of {', '.join(VOTES)}")
+            records.append({"item": v["item"], "vote": vote, "a": v.get("a"), "b": v.get("b")})
+            continue
         if kind == "2afc":
             h = parse_float(v["h"], where, "h")
             p0, p1 = v["p0"], v["p1"]
@@ -254,8 +304,14 @@ def read_tidy(path: Path, kind: str, columns: dict[str, str] | None = None) -> p
         n = parse_float(v["n_judges"], where, "n_judges") if "n_judges" in v else None
         records.append({"item": v["item"], "reference": v.get("reference"), "p0": p0, "p1": p1, "h": h,
                         "n_judges": n})
-    return pd.DataFrame.from_records(records, columns=RATING_COLUMNS if kind in ("rating", "edit-rating")
-                                     else CHOICE_COLUMNS)
+    return pd.DataFrame.from_records(records, columns=table_columns(kind))
+
+
+def table_columns(kind: str) -> list[str]:
+    """The columns of a :class:`JudgmentSet` table of ``kind``."""
+    if kind in ("rating", "edit-rating"):
+        return list(RATING_COLUMNS)
+    return list(PREFERENCE_COLUMNS if kind == "preference" else CHOICE_COLUMNS)
 
 
 def check_table(js: JudgmentSet, where: str) -> None:
@@ -278,6 +334,8 @@ def check_table(js: JudgmentSet, where: str) -> None:
 def check_images(js: JudgmentSet, where: str) -> None:
     """With an images root, every image path named by the table must exist inside it."""
     if js.images_root is None:
+        return
+    if js.kind == "preference":
         return
     cols = ["image", "reference"] if js.kind in ("rating", "edit-rating") else ["reference", "p0", "p1"]
     missing = []
