@@ -20,7 +20,7 @@ Images: the 8 bundled photos (default), or ``--crops N``: N random square crops 
 of the short side, seeded), written as PNG to a temporary folder; or ``--images DIR``.
 
     python benchmarks/sensitivity_effnet.py                 # 8 photos, all metrics
-    python benchmarks/sensitivity_effnet.py --crops 24 --permutations 499 --metrics l1,psnr,feature_distance,\
+    python benchmarks/sensitivity_effnet.py --crops 16 --repeats 1 --permutations 199 --ops gaussian_blur,jpeg,copy_move,insert_object --metrics l1,psnr,feature_distance,\
         feature_map_distance,feature_map_distance_max,feature_map_distance_top_k_mean,fd_effnet
 
 The other half of the question (ViT / CLIP patch features against the CNN's) is the same command
@@ -99,6 +99,7 @@ def main() -> None:
     p.add_argument("--n-images", type=int, default=None, help="images used (default: all given, 8 bundled)")
     p.add_argument("--metrics", default=",".join(METRICS),
                    help="comma-separated metrics (default: %(default)s); SSIM and MS-SSIM take ~80 %% of the time")
+    p.add_argument("--ops", default=None, help="comma-separated local operations (default: all 11)")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--permutations", type=int, default=999)
@@ -125,7 +126,7 @@ def main() -> None:
         started = time.strftime("%Y-%m-%dT%H:%M:%S")
         with CpuMonitor() as mon:
             t0 = time.perf_counter()
-            result = run_sensitivity(images, metrics=args.metrics, size=args.size, n_images=n_images,
+            result = run_sensitivity(images, metrics=args.metrics, ops=args.ops, size=args.size, n_images=n_images,
                                      repeats=args.repeats, seed=args.seed, n_permutations=args.permutations,
                                      batch_size=args.batch_size, require_weights=True, progress=print)
             wall = time.perf_counter() - t0
@@ -152,7 +153,10 @@ def main() -> None:
                    + (f" --crops {args.crops}" if args.crops is not None else "")
                    + (f" --images {args.images}" if args.images else "")
                    + (f" --n-images {args.n_images}" if args.n_images else "")
-                   + (f" --metrics {args.metrics}" if args.metrics != ",".join(METRICS) else ""),
+                   + (f" --metrics {args.metrics}" if args.metrics != ",".join(METRICS) else "")
+                   + (f" --ops {args.ops}" if args.ops else "")
+                   + (f" --repeats {args.repeats}" if args.repeats != 2 else "")
+                   + (f" --permutations {args.permutations}" if args.permutations != 999 else ""),
         "calibrated": result.calibrated,
         "calibration": result.calibration,
         "backbone": {"name": bb.name, "weights_sha256": bb.weights_sha256, "calibrated": bb.calibrated,
