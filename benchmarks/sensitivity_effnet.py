@@ -20,7 +20,8 @@ Images: the 8 bundled photos (default), or ``--crops N``: N random square crops 
 of the short side, seeded), written as PNG to a temporary folder; or ``--images DIR``.
 
     python benchmarks/sensitivity_effnet.py                 # 8 photos, all metrics
-    python benchmarks/sensitivity_effnet.py --crops 16 --repeats 1 --permutations 199 --ops gaussian_blur,jpeg,copy_move,insert_object --metrics l1,psnr,feature_distance,\
+    python benchmarks/sensitivity_effnet.py --crops 16 --repeats 1 --permutations 199 \
+        --ops gaussian_blur,jpeg,copy_move,insert_object --metrics l1,psnr,feature_distance,\
         feature_map_distance,feature_map_distance_max,feature_map_distance_top_k_mean,fd_effnet
 
 The other half of the question (ViT / CLIP patch features against the CNN's) is the same command
