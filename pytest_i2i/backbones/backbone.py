@@ -72,8 +72,8 @@ class Backbone:
         return self.spec.input_size
 
     def preprocess(self, resize: str | None = None) -> Preprocess:
-        """How images are brought to this backbone's input: centre crop (if the spec says so),
-        ``resize`` (default: the spec's) to ``input_size``, and the pretrained normalisation.
+        """How images are brought to this backbone's input: centre crop (if the spec says so, of
+        ``crop_pct``), ``resize`` (default: the spec's) to ``input_size``, and the pretrained normalisation.
 
         Raises:
             I2IInputError: an unknown resize mode.
@@ -81,7 +81,7 @@ class Backbone:
         from pytest_i2i.images.prepare import Preprocess
 
         return Preprocess(self.input_size, resize or self.spec.default_resize, self.spec.center_crop,
-                          self.spec.mean, self.spec.std)
+                          self.spec.mean, self.spec.std, self.spec.crop_pct)
 
     def text_key_parts(self) -> dict[str, Any]:
         """What, besides the text, determines a text embedding (key parts for :mod:`pytest_i2i.cache`)."""
@@ -92,10 +92,13 @@ class Backbone:
         from pytest_i2i.pipeline import autocast_dtype
 
         cast = autocast_dtype(self.device)
-        return {"backbone": self.name, "weights_sha256": self.weights_sha256, "resize": resize,
-                "input_size": list(self.input_size), "center_crop": bool(self.spec.center_crop),
-                "dtype": "float32" if cast is None else f"autocast-{cast}".replace("torch.", ""),
-                "device_type": self.device.type}
+        parts = {"backbone": self.name, "weights_sha256": self.weights_sha256, "resize": resize,
+                 "input_size": list(self.input_size), "center_crop": bool(self.spec.center_crop),
+                 "dtype": "float32" if cast is None else f"autocast-{cast}".replace("torch.", ""),
+                 "device_type": self.device.type}
+        if self.spec.center_crop and self.spec.crop_pct != 1.0:  # absent otherwise: existing keys stay valid
+            parts["crop_pct"] = float(self.spec.crop_pct)
+        return parts
 
     def __call__(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         """Features of a prepared batch (N, 3, H, W): images at ``input_size``, normalised as

@@ -28,7 +28,9 @@ class BackboneSpec:
         pretrained: the published weights files.
         input_size: (H, W) the images are resized to before the forward pass.
         default_resize: the resize mode used when a metric is not told one.
-        outputs: names of the feature tensors ``forward`` returns.
+        outputs: names of the feature tensors ``forward`` returns; the first is the global
+            feature (used by the Fréchet distance by default). Outputs of shape (N, h, w, C),
+            channels last, are spatial feature maps (what ``feature_map_distance`` compares).
         description: one line for ``i2i backbones``.
         channels_last: run convolutions in channels-last memory format (faster for CNNs on CPU
             with oneDNN; results differ from contiguous layout only by float round-off, ~1e-6).
@@ -40,6 +42,8 @@ class BackboneSpec:
             (e.g. one that also encodes text).
         center_crop: crop the centre to the input aspect ratio before resizing (CLIP / timm
             evaluation preprocessing); otherwise the whole image is resized.
+        crop_pct: with ``center_crop``, the crop's side as a fraction of the largest centred
+            region (the ImageNet evaluation crop, e.g. 0.875 = 224/256); 1 keeps it whole.
         mean, std: the pretrained config's per-channel normalisation, applied by the image
             pipeline after resizing (``(x - mean) / std``); ``None``: the network takes [0, 1].
         components: names of other registered backbones whose published weights this one is
@@ -67,3 +71,4 @@ class BackboneSpec:
     std: tuple[float, float, float] | None = None
     components: tuple[str, ...] = ()
     load_weights: Callable[[nn.Module, Path, dict[str, Path]], None] | None = None
+    crop_pct: float = 1.0

