@@ -16,8 +16,10 @@ Enabling it
 
 What is keyed on what (every part hashed into the key, see :func:`make_key`)
 - image features: backbone name, weights sha256, resize mode, input size, centre crop, dtype,
-  device type, and the sha256 of the decoded image tensor (float32 (3, H, W) in [0, 1]) before
-  cropping and resizing;
+  device type, the sha256 of the decoded image tensor (float32 (3, H, W) in [0, 1]) before
+  cropping and resizing, and the number of images in the forward pass that computes it (kernels
+  pick their algorithm by batch size, so the last bits depend on it; see
+  :func:`pytest_i2i.cache.features.feature_key`);
 - CLIP text embeddings: backbone name, weights sha256, device type and the text;
 - generator outputs: checkpoint sha256, the declared generator options (architecture, input and
   output range, architecture kwargs), seed, device type, the input image's sha256 and its text;

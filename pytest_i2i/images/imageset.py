@@ -51,7 +51,8 @@ class ImageSet(Sequence[torch.Tensor]):
         return ImageSet([self.names[j] for j in indices], [self._loaders[j] for j in indices], self.label)
 
     def iter_prepared(
-        self, prep: Preprocess | None = None, *, digest: bool = False, needed: Callable[[str], bool] | None = None,
+        self, prep: Preprocess | None = None, *, digest: bool = False,
+        needed: Callable[[str, int], bool] | None = None,
         num_workers: int | None = None, batch_size: int = 1,
     ) -> Iterator[PreparedImage]:
         """Decode every image once, in order, and bring it to a network's input with ``prep``.
@@ -61,7 +62,7 @@ class ImageSet(Sequence[torch.Tensor]):
         * ``sha256``: with ``digest``, the :func:`~pytest_i2i.images.digest.tensor_sha256` of the
           decoded image (before cropping and resizing), else ``None``;
         * ``image``: ``prep(decoded)`` (the decoded image itself when ``prep`` is ``None``), or
-          ``None`` when ``needed(sha256)`` says it is not needed (e.g. its features are cached),
+          ``None`` when ``needed(sha256, index)`` says it is not needed (e.g. its features are cached),
           so a warm cache decodes and hashes but never resizes.
 
         Decoding, hashing and preparing run in ``num_workers`` DataLoader worker processes
@@ -136,7 +137,7 @@ class _Prepare:
     """Decode image ``i`` of a set, hash it and bring it to the network input (runs in DataLoader workers)."""
 
     def __init__(self, images: ImageSet, prep: Preprocess | None, digest: bool,
-                 needed: Callable[[str], bool] | None):
+                 needed: Callable[[str, int], bool] | None):
         self.images, self.prep, self.digest, self.needed = images, prep, digest, needed
 
     def __len__(self) -> int:
@@ -145,7 +146,7 @@ class _Prepare:
     def __call__(self, i: int) -> tuple[str | None, torch.Tensor | None]:
         img = self.images[i]
         sha = tensor_sha256(img) if self.digest else None
-        if self.needed is not None and not self.needed(sha):  # type: ignore[arg-type]
+        if self.needed is not None and not self.needed(sha, i):  # type: ignore[arg-type]
             return sha, None
         return sha, img if self.prep is None else self.prep(img)
 
