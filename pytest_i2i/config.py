@@ -32,7 +32,7 @@ from pytest_i2i.generators.source import check_diffusers_spec, is_diffusers_spec
 class Option:
     name: str  # without the --i2i- prefix, dashes
     help: str
-    kind: str = "str"  # "str" | "path" | "int" | "flag" | "pairs" (KEY=VALUE, repeatable)
+    kind: str = "str"  # "str" | "path" | "int" | "float" | "flag" | "pairs" (KEY=VALUE, repeatable)
     metavar: str | None = None
 
     @property
@@ -82,10 +82,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("progress", "show progress bars for long work (quiet under pytest by default)", "flag"),
     Option("trust-checkpoint", "allow unpickling a full model object from --i2i-model/--i2i-baseline "
            "(runs code from the file: only for checkpoints you trust)", "flag"),
+    Option("allow-lost-samples", "evaluate and gate on the samples that generated when some produced no valid "
+           "output (default: a metric on the model's outputs fails, naming the lost samples)", "flag"),
+    Option("generation-timeout", "seconds one generator call (one batch) may take; a call that does not return "
+           "in time fails its samples and the ones after it, naming them (default: no limit)", "float", "SECONDS"),
 )
 
 DEFAULTS: dict[str, Any] = {"device": "cpu", "batch_size": 8, "seed": 0, "require_weights": False,
-                            "offline": False, "trust_checkpoint": False, "progress": False, "generator_mode": "eval"}
+                            "offline": False, "trust_checkpoint": False, "progress": False, "generator_mode": "eval",
+                            "allow_lost_samples": False}
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -171,6 +176,8 @@ class I2IOptions:
     judgments: str | None = None
     sensitivity_images: Path | None = None
     progress: bool = False
+    allow_lost_samples: bool = False
+    generation_timeout: float | None = None
     sources: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -198,6 +205,17 @@ def resolve_options(config: pytest.Config) -> I2IOptions:
                 raise pytest.UsageError(f"{where}: {raw!r} is not an integer") from None
             if attr in ("batch_size", "max_samples") and value < 1:
                 raise pytest.UsageError(f"{where}: must be >= 1, got {value}")
+            if attr == "seed" and not 0 <= value <= 2**63 - 1:
+                raise pytest.UsageError(f"{where}: must be in [0, 2**63 - 1], got {value}")
+        elif opt.kind == "float":
+            import math
+
+            try:
+                value = float(str(raw).strip())
+            except ValueError:
+                raise pytest.UsageError(f"{where}: {raw!r} is not a number") from None
+            if not math.isfinite(value) or value <= 0:
+                raise pytest.UsageError(f"{where}: must be a finite number > 0, got {raw!r}")
         elif opt.kind == "path":
             value = (base / Path(str(raw)).expanduser()).resolve()
         elif opt.kind == "flag":

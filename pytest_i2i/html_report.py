@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_i2i.explain import WORST_K
+from pytest_i2i.report import samples_used
 
 ROLES = ("input", "output", "target")
 
@@ -98,7 +99,7 @@ def render_html(report: dict[str, Any], out_dir: Path) -> Path:
         calib = "" if not r.get("backbone") else ("calibrated" if r.get("calibrated") else "<b>UNCALIBRATED</b>")
         rows.append(
             f"<tr class='{esc(e['outcome'])}'><td>{esc(e['test'])}</td><td>{esc(r['name'])}</td>"
-            f"<td>{r['value']:.6g}</td><td>{esc(spread)}</td><td>{r['n']}</td><td>{esc(checks)}</td>"
+            f"<td>{r['value']:.6g}</td><td>{esc(spread)}</td><td>{esc(samples_used(r))}</td><td>{esc(checks)}</td>"
             f"<td>{esc(e['outcome'])}</td><td>{esc(str(r.get('backbone') or '-'))} {calib}</td></tr>"
         )
         if not r.get("per_sample"):

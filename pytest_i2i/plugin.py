@@ -87,9 +87,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
             config.stash[_OWN_GROUP_KEY] = init_from_env(options.device)
     config.stash[SESSION_KEY] = I2ISession(options, read_thresholds(config))
-    from pytest_i2i.gates import add_recorder
+    from pytest_i2i.gates import add_recorder, set_policy
 
-    config.stash[_STOP_RECORDING_KEY] = add_recorder(config.stash[SESSION_KEY].record_check)
+    stop_recording = add_recorder(config.stash[SESSION_KEY].record_check)
+    remove_policy = set_policy(allow_lost_samples=options.allow_lost_samples)
+    config.stash[_STOP_RECORDING_KEY] = lambda: (stop_recording(), remove_policy())
     config.stash[SESSION_KEY].cache_setting = _cache_setting(config, options)
     config.stash[_TESTS_KEY] = {}
     config.stash[_PHASES_KEY] = {}

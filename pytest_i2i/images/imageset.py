@@ -10,6 +10,7 @@ from typing import Any, NamedTuple, Union
 import numpy as np
 import torch
 
+from pytest_i2i.checks import check_value_range
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.images.convert import array_to_tensor, load_image_file, pil_to_tensor, printable, tensor_to_tensor
 from pytest_i2i.images.digest import tensor_sha256
@@ -232,9 +233,7 @@ def load_images(
     """
     if isinstance(source, ImageSet):
         return source
-    vr = (float(value_range[0]), float(value_range[1]))
-    if vr[0] >= vr[1]:
-        raise I2IInputError(f"{name}: value_range {value_range} is empty")
+    vr = check_value_range(value_range, name)
     if isinstance(source, (str, os.PathLike)):
         p = Path(source).expanduser()
         if p.is_dir():
