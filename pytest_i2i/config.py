@@ -184,7 +184,7 @@ class I2IOptions:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items() if k != "sources"}
 
 
-_DEVICE = re.compile(r"^(cpu|mps|meta|cuda(:\d+)?|xpu(:\d+)?)$")
+_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?|xpu(:\d+)?)$")
 
 
 def resolve_options(config: pytest.Config) -> I2IOptions:
@@ -244,7 +244,10 @@ def _resolve_weights_files(o: I2IOptions, base: Path) -> None:
 
 def _validate(o: I2IOptions) -> None:
     if not _DEVICE.match(o.device):
-        raise pytest.UsageError(f"--i2i-device: {o.device!r} is not a torch device (cpu, cuda, cuda:N, mps)")
+        raise pytest.UsageError(f"--i2i-device (from {o.sources.get('device')}): {o.device!r} is not a torch device "
+                                "that holds data (cpu, cuda, cuda:N, mps, xpu)")
+    if o.device != "cpu":
+        _check_device_available(o)
     if o.baseline and not o.model:
         raise pytest.UsageError("--i2i-baseline needs --i2i-model: a baseline is compared with a model")
     if o.arch and not o.model:
@@ -274,13 +277,68 @@ def _validate(o: I2IOptions) -> None:
     if o.sensitivity_images is not None and not o.sensitivity_images.is_dir():
         raise pytest.UsageError(f"--i2i-sensitivity-images: {o.sensitivity_images} is not a directory")
     if o.weights_dir is not None and not o.weights_dir.is_dir():
-        raise pytest.UsageError(f"--i2i-weights-dir: {o.weights_dir} is not a directory")
+        if o.sources.get("weights_dir", "").startswith("env"):
+            # a CI-wide environment setting must not break runs that never load weights (nor --help):
+            # the folder is searched when weights are needed, and a missing-weights message says it is missing
+            pass
+        else:
+            raise pytest.UsageError(f"--i2i-weights-dir (from {o.sources.get('weights_dir')}): {o.weights_dir} is "
+                                    "not a directory")
     if o.weights_mirror is not None and not re.match(r"^(https?|file)://", o.weights_mirror):
         raise pytest.UsageError(f"--i2i-weights-mirror: {o.weights_mirror!r} is not an http(s):// or file:// URL")
     for attr in ("report", "cache_dir"):
         path = getattr(o, attr)
         if path is not None and path.exists() and not path.is_dir():
             raise pytest.UsageError(f"--i2i-{attr.replace('_', '-')}: {path} exists and is not a directory")
+    if o.report is not None:
+        problem = folder_unwritable(o.report)
+        if problem:
+            raise pytest.UsageError(f"--i2i-report (from {o.sources.get('report')}): {problem}")
+
+
+def folder_unwritable(folder: Path) -> str | None:
+    """Why files cannot be written under ``folder`` (created later if missing), or ``None``.
+
+    Tried for real (a temporary file created and removed in the folder, or in its nearest existing
+    parent), since permission bits do not tell (root, read-only mounts, ACLs). Creates nothing.
+    """
+    import tempfile
+
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            return f"{folder}: no existing parent folder"
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{folder} cannot be created: {probe} is not a directory"
+    try:
+        fd, name = tempfile.mkstemp(dir=probe, prefix=".i2i-write-test-")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as e:
+        where = "" if probe == folder else f" (in {probe}, where it would be created)"
+        return f"{folder} is not writable{where}: {e.strerror or e}"
+    return None
+
+
+def _check_device_available(o: I2IOptions) -> None:
+    """A CUDA/MPS/XPU device that this machine does not have is a usage error now, before any generation.
+    (torch is imported only here, for a device other than the CPU, i.e. by runs that use pytest-i2i.)"""
+    import torch
+
+    kind, _, index = o.device.partition(":")
+    where = f"--i2i-device (from {o.sources.get('device')})"
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (index and int(index) >= count):
+            raise pytest.UsageError(f"{where}: {o.device!r} is not available on this machine ({count} CUDA device(s))")
+    elif kind == "mps" and not torch.backends.mps.is_available():
+        raise pytest.UsageError(f"{where}: 'mps' is not available on this machine")
+    elif kind == "xpu":
+        xpu = getattr(torch, "xpu", None)
+        count = xpu.device_count() if xpu is not None and xpu.is_available() else 0
+        if count == 0 or (index and int(index) >= count):
+            raise pytest.UsageError(f"{where}: {o.device!r} is not available on this machine ({count} XPU device(s))")
 
 
 def _is_spec(value: str) -> bool:
@@ -340,6 +398,21 @@ def _check_threshold(path: Path, metric: str, entry: dict[str, Any]) -> dict[str
     if "margin" in entry and not (_number(entry["margin"]) and entry["margin"] >= 0):
         raise pytest.UsageError(f"{where}: margin must be a finite number >= 0, got {entry['margin']!r}")
     return entry
+
+
+def check_arch_name(options: I2IOptions) -> None:
+    """``--i2i-arch`` must name a registered generator architecture: one line listing the valid
+    names, before any generation. Called once every conftest is loaded (a conftest may register
+    an architecture)."""
+    if not options.arch:
+        return
+    from pytest_i2i.errors import UnknownNameError
+    from pytest_i2i.generators.registry import list_generator_archs
+
+    known = list_generator_archs()
+    if options.arch not in known:
+        raise pytest.UsageError(f"--i2i-arch (from {options.sources.get('arch')}): "
+                                f"{UnknownNameError('generator architecture', options.arch, known)}")
 
 
 def check_threshold_names(thresholds: dict[str, dict[str, Any]]) -> None:

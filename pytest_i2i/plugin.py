@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from pytest_i2i.backbones import weights  # stdlib-only module
-from pytest_i2i.config import add_options, check_threshold_names, read_thresholds, resolve_options
+from pytest_i2i.config import add_options, check_arch_name, check_threshold_names, read_thresholds, resolve_options
 from pytest_i2i.metrics.registry import list_metrics, on_register
 from pytest_i2i.session import BoundMetric, I2ISession
 
@@ -65,7 +65,12 @@ class _HypothesisProfile:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    options = resolve_options(config)
+    try:
+        options = resolve_options(config)
+    except pytest.UsageError:
+        if config.getoption("help", False) or config.getoption("version", False):
+            return  # --help and --version always work, whatever the environment says (the run stops there)
+        raise
     # The weights resolver reads the environment (also in xdist workers and subprocesses).
     if options.weights_dir is not None:
         os.environ[weights.ENV_WEIGHTS_DIR] = str(options.weights_dir)
@@ -102,7 +107,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     state = session.config.stash.get(SESSION_KEY, None)
-    if state is not None and state.thresholds:
+    if state is None:
+        return
+    check_arch_name(state.options)
+    if state.thresholds:
         check_threshold_names(state.thresholds)
 
 

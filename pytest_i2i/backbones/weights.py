@@ -506,6 +506,8 @@ def _missing_message(name: str, pretrained: PretrainedCfg, plan: list[Candidate]
     lines.append("Searched:")
     if not wdir:
         lines.append(f"  weights dir ({ui['weights_dir']}): not set")
+    elif not Path(wdir).expanduser().is_dir():
+        lines.append(f"  weights dir ({ui['weights_dir']}): {wdir} does not exist or is not a folder")
     lines += [f"  {c.location}: {c.path}" for c in plan]
     fix = [f"put one of the files in a folder and pass {ui['weights_dir_set']}",
            f"or copy it into {torch_hub_checkpoints_dir()}"]

@@ -12,7 +12,14 @@ import torch
 
 from pytest_i2i.checks import check_value_range
 from pytest_i2i.errors import I2IInputError
-from pytest_i2i.images.convert import array_to_tensor, load_image_file, pil_to_tensor, printable, tensor_to_tensor
+from pytest_i2i.images.convert import (
+    array_to_tensor,
+    load_image_file,
+    pil_to_tensor,
+    plain_tensor,
+    printable,
+    tensor_to_tensor,
+)
 from pytest_i2i.images.digest import tensor_sha256
 from pytest_i2i.images.prepare import Preprocess, prepare_image
 from pytest_i2i.images.resize import check_resize_mode
@@ -242,8 +249,13 @@ def load_images(
                             [_file_loader(f, f"{name}: {printable(str(f))}") for f in files], name)
         if p.is_file():
             return ImageSet([printable(p.name)], [_file_loader(p, f"{name}: {printable(str(p))}")], name)
+        if os.path.lexists(p):  # a FIFO, a device, a socket, a dangling link: never opened (it could block)
+            from pytest_i2i.files import regular_file
+
+            regular_file(p, f"{name}: path")
         raise I2IInputError(f"{name}: path {printable(str(p))} does not exist")
     if isinstance(source, torch.Tensor):
+        source = plain_tensor(source, name)
         if source.ndim == 4:
             return _batch(list(source.unbind(0)), name, vr)
         return _batch([source], name, vr)

@@ -124,23 +124,92 @@ class GaussianStats:
         return int(self.mean.shape[0])
 
 
+#: a covariance may be asymmetric, or have negative eigenvalues, by this much relative to its largest
+#: entry / eigenvalue (float64 round-off of np.cov and of the streaming sums is ~1e-13)
+COV_TOLERANCE = 1e-6
+
+
+def check_gaussian(mean: Any, cov: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, cov)`` as float64 arrays, checked: mean 1-D (D,), cov (D, D), finite, symmetric and
+    positive semi-definite (to :data:`COV_TOLERANCE`).
+
+    A covariance that is not positive semi-definite (e.g. ``-I``) is no covariance: the Fréchet
+    formula would return a number (``sigma = -I`` gives 0.0 or a negative distance) that means nothing.
+
+    Raises:
+        I2IInputError: naming ``where`` (e.g. the statistics file) and what is wrong.
+    """
+    mu, sigma = np.asarray(mean, dtype=np.float64), np.asarray(cov, dtype=np.float64)
+    if mu.ndim != 1 or mu.shape[0] < 1:
+        raise I2IInputError(f"{where}: the mean (mu) must be a 1-D vector of D values, got shape {mu.shape}")
+    d = mu.shape[0]
+    if sigma.shape != (d, d):
+        raise I2IInputError(f"{where}: the covariance (sigma) must be ({d}, {d}) for a mean of {d} values, "
+                            f"got shape {sigma.shape}")
+    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+        raise I2IInputError(f"{where}: the mean or covariance contains NaN or Inf")
+    scale = float(np.abs(sigma).max()) if sigma.size else 0.0
+    asym = float(np.abs(sigma - sigma.T).max()) if sigma.size else 0.0
+    if asym > COV_TOLERANCE * max(scale, np.finfo(np.float64).tiny):
+        raise I2IInputError(f"{where}: the covariance (sigma) is not symmetric (largest |sigma - sigma.T| = {asym:.3g} "
+                            f"for entries up to {scale:.3g})")
+    smallest = _smallest_eigenvalue(sigma)
+    if smallest < -COV_TOLERANCE * max(scale, np.finfo(np.float64).tiny):
+        raise I2IInputError(f"{where}: the covariance (sigma) is not positive semi-definite (smallest eigenvalue "
+                            f"{smallest:.6g}); a covariance has no negative eigenvalues")
+    return mu, sigma
+
+
+def _smallest_eigenvalue(sigma: np.ndarray) -> float:
+    if sigma.size == 0:
+        return 0.0
+    diag = float(np.diag(sigma).min())
+    if diag < 0:  # a negative variance: no eigendecomposition needed
+        return diag
+    return float(np.linalg.eigvalsh((sigma + sigma.T) / 2)[0])
+
+
 def load_stats(path: str | os.PathLike) -> FeatureStats | GaussianStats:
-    """Read statistics saved by :meth:`FeatureStats.save` or a pytorch-fid ``mu``/``sigma`` ``.npz``."""
-    p = Path(path)
-    if not p.is_file():
-        raise I2IInputError(f"statistics file {p} does not exist")
+    """Read statistics saved by :meth:`FeatureStats.save` or a pytorch-fid ``mu``/``sigma`` ``.npz``.
+
+    Every array is checked (:func:`check_gaussian`): a 1-D mean, a square, finite, symmetric,
+    positive semi-definite covariance of the same dimension, a sample count >= 0.
+
+    Raises:
+        I2IInputError: the file is missing, not a regular file, not a readable ``.npz``, or holds
+            statistics that are not a Gaussian's (the message names the file and the array).
+    """
+    from pytest_i2i.files import regular_file
+
+    p = regular_file(path, "statistics file")
+    where = f"statistics file {p}"
     try:
         with np.load(p, allow_pickle=False) as f:
             keys = set(f.files)
             if {"total", "outer", "n"} <= keys:
                 meta = json.loads(str(f["meta"])) if "meta" in keys else {}
-                total = f["total"].astype(np.float64)
-                return FeatureStats(int(total.shape[0]), int(f["n"]), total, f["outer"].astype(np.float64), meta)
+                if not isinstance(meta, dict):
+                    raise I2IInputError(f"{where}: 'meta' must be a JSON object, got {type(meta).__name__}")
+                total, outer, n = f["total"].astype(np.float64), f["outer"].astype(np.float64), f["n"]
+                if n.shape != () or not np.issubdtype(n.dtype, np.integer) or int(n) < 0:
+                    raise I2IInputError(f"{where}: 'n' must be a non-negative integer, got {n!r}")
+                if total.ndim != 1 or outer.shape != (total.shape[0],) * 2:
+                    raise I2IInputError(f"{where}: 'total' must be (D,) and 'outer' (D, D), got {total.shape} and "
+                                        f"{outer.shape}")
+                stats = FeatureStats(int(total.shape[0]), int(n), total, outer, meta)
+                if stats.n >= 2:
+                    check_gaussian(stats.mean, stats.cov, where)
+                elif not (np.isfinite(total).all() and np.isfinite(outer).all()):
+                    raise I2IInputError(f"{where}: the sums contain NaN or Inf")
+                return stats
             if {"mu", "sigma"} <= keys:
-                return GaussianStats(f["mu"].astype(np.float64), f["sigma"].astype(np.float64))
-    except (OSError, ValueError, KeyError) as e:
-        raise I2IInputError(f"statistics file {p} is not a readable .npz ({e})") from None
-    raise I2IInputError(f"statistics file {p} has neither pytest-i2i sums nor pytorch-fid mu/sigma (keys {sorted(keys)})")
+                mu, sigma = check_gaussian(f["mu"], f["sigma"], where)
+                return GaussianStats(mu, sigma)
+    except I2IInputError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
+        raise I2IInputError(f"{where} is not a readable .npz ({type(e).__name__}: {e})") from None
+    raise I2IInputError(f"{where} has neither pytest-i2i sums nor pytorch-fid mu/sigma (keys {sorted(keys)})")
 
 
 def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
@@ -155,7 +224,8 @@ def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
         are clamped to 0).
 
     Raises:
-        I2IInputError: shapes disagree or inputs are not finite.
+        I2IInputError: shapes disagree, inputs are not finite, or a covariance is not symmetric
+            positive semi-definite (beyond round-off).
 
     Example:
         >>> import numpy as np
@@ -164,6 +234,8 @@ def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
     """
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     s1, s2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
+    if mu1.ndim != 1 or mu2.ndim != 1:
+        raise I2IInputError(f"Fréchet distance needs 1-D means (D,); got shapes {mu1.shape} and {mu2.shape}")
     d = mu1.shape[0]
     if mu2.shape != (d,) or s1.shape != (d, d) or s2.shape != (d, d):
         raise I2IInputError(
@@ -173,14 +245,23 @@ def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
     for arr in (mu1, mu2, s1, s2):
         if not np.isfinite(arr).all():
             raise I2IInputError("Fréchet distance inputs contain NaN or Inf")
+    for label, sig in (("sigma1", s1), ("sigma2", s2)):
+        scale = max(float(np.abs(sig).max()) if sig.size else 0.0, np.finfo(np.float64).tiny)
+        if sig.size and (float(np.abs(sig - sig.T).max()) > COV_TOLERANCE * scale or float(np.diag(sig).min()) < 0):
+            raise I2IInputError(f"Fréchet distance: {label} is not a covariance (not symmetric, or a negative variance)")
     diff = mu1 - mu2
     w, v = np.linalg.eigh((s1 + s1.T) / 2)
+    if w.size and w[0] < -COV_TOLERANCE * max(float(np.abs(w).max()), np.finfo(np.float64).tiny):
+        raise I2IInputError(f"Fréchet distance: sigma1 is not positive semi-definite (smallest eigenvalue {w[0]:.6g})")
     keep = w > _noise_floor(w)
     # Σ₁^½ = V_r Λ_r^½ V_rᵀ over the r eigenvalues above round-off, and the non-zero eigenvalues of
     # Σ₁^½ Σ₂ Σ₁^½ are those of the r x r matrix Aᵀ Σ₂ A with A = V_r Λ_r^½.
     a = v[:, keep] * np.sqrt(w[keep])
     m = a.T @ s2 @ a
     ev = np.linalg.eigvalsh((m + m.T) / 2) if m.size else np.zeros(0)
+    if ev.size and ev[0] < -COV_TOLERANCE * max(float(np.abs(ev).max()), np.finfo(np.float64).tiny):
+        raise I2IInputError("Fréchet distance: sigma2 is not positive semi-definite (negative eigenvalues in the "
+                            f"span of sigma1: {ev[0]:.6g})")
     tr_covmean = float(np.sqrt(ev[ev > _noise_floor(ev)]).sum())
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
 
