@@ -291,34 +291,11 @@ def _validate(o: I2IOptions) -> None:
         if path is not None and path.exists() and not path.is_dir():
             raise pytest.UsageError(f"--i2i-{attr.replace('_', '-')}: {path} exists and is not a directory")
     if o.report is not None:
+        from pytest_i2i.files import folder_unwritable
+
         problem = folder_unwritable(o.report)
         if problem:
             raise pytest.UsageError(f"--i2i-report (from {o.sources.get('report')}): {problem}")
-
-
-def folder_unwritable(folder: Path) -> str | None:
-    """Why files cannot be written under ``folder`` (created later if missing), or ``None``.
-
-    Tried for real (a temporary file created and removed in the folder, or in its nearest existing
-    parent), since permission bits do not tell (root, read-only mounts, ACLs). Creates nothing.
-    """
-    import tempfile
-
-    probe = folder
-    while not probe.exists():
-        if probe.parent == probe:
-            return f"{folder}: no existing parent folder"
-        probe = probe.parent
-    if not probe.is_dir():
-        return f"{folder} cannot be created: {probe} is not a directory"
-    try:
-        fd, name = tempfile.mkstemp(dir=probe, prefix=".i2i-write-test-")
-        os.close(fd)
-        os.unlink(name)
-    except OSError as e:
-        where = "" if probe == folder else f" (in {probe}, where it would be created)"
-        return f"{folder} is not writable{where}: {e.strerror or e}"
-    return None
 
 
 def _check_device_available(o: I2IOptions) -> None:

@@ -62,6 +62,30 @@ def regular_file(path: str | os.PathLike, what: str) -> Path:
         raise I2IInputError(f"{what} {p} is not a regular file: it is {file_kind(st.st_mode)}")
     return p
 
+
+def folder_unwritable(folder: Path) -> str | None:
+    """Why files cannot be written under ``folder`` (created later if missing), or ``None``.
+
+    Tried for real (a temporary file created and removed in the folder, or in its nearest existing
+    parent), since permission bits do not tell (root, read-only mounts, ACLs). Creates nothing.
+    """
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            return f"{folder}: no existing parent folder"
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{folder} cannot be created: {probe} is not a directory"
+    try:
+        fd, name = tempfile.mkstemp(dir=probe, prefix=".i2i-write-test-")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as e:
+        where = "" if probe == folder else f" (in {probe}, where it would be created)"
+        return f"{folder} is not writable{where}: {e.strerror or e}"
+    return None
+
+
 _HASHES: dict[tuple[str, int, int], str] = {}
 _HASH_LOCK = threading.Lock()
 

@@ -195,7 +195,8 @@ def _as_is(item: Any) -> Any:
     return item
 
 
-def _list_folder(folder: Path, label: str) -> list[Path]:
+def list_image_files(folder: Path, label: str) -> list[Path]:
+    """The image files of ``folder`` (not recursive, hidden files skipped), sorted by name; none is an error."""
     files = sorted(
         p for p in folder.iterdir()
         if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and not p.is_dir()
@@ -244,7 +245,7 @@ def load_images(
     if isinstance(source, (str, os.PathLike)):
         p = Path(source).expanduser()
         if p.is_dir():
-            files = _list_folder(p, name)
+            files = list_image_files(p, name)
             return ImageSet([printable(f.name) for f in files],
                             [_file_loader(f, f"{name}: {printable(str(f))}") for f in files], name)
         if p.is_file():
