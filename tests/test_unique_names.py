@@ -25,3 +25,25 @@ def test_the_reviews_uids_get_their_own_files():
     """uids that sanitised to one file name made every HTML grid show the same image."""
     names = {image_path(Path("d"), uid, "output").name for uid in ("a/b", "a:b", "a b", "a_b", "a?b")}
     assert len(names) == 5 and "a_b__output.png" in names  # a clean uid keeps its plain name
+
+
+def test_a_missing_optional_package_of_open_clip_is_named(monkeypatch):
+    """A SigLIP tokenizer needs ``transformers``: a missing one gave a bare ModuleNotFoundError."""
+    import builtins
+
+    import pytest
+
+    from pytest_i2i.backbones.clip import optional_dependency
+    from pytest_i2i.errors import MissingDependencyError
+
+    real_import = builtins.__import__
+
+    def no_transformers(name, *args, **kwargs):
+        if name.split(".")[0] == "transformers":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_transformers)
+    with pytest.raises(MissingDependencyError, match="ViT-B-16-SigLIP.*'transformers'.*pip install transformers"):
+        with optional_dependency("the tokenizer of open_clip model ViT-B-16-SigLIP"):
+            import transformers  # noqa: F401
