@@ -129,16 +129,17 @@ def test_a_typo_in_the_thresholds_is_a_usage_error(pytester):
     result.stderr.fnmatch_lines(["*confidence must be a number in (0, 1)*"])
 
 
-def test_a_user_metric_joins_score_and_sensitivity(tmp_path, capsys):
+def test_a_user_metric_joins_score_sensitivity_and_validate(tmp_path, capsys):
     from pytest_i2i.cli import main
     from pytest_i2i.images import write_sample_folder
     from pytest_i2i.metrics.registry import unregister_metric
+    from pytest_i2i.validation.correlate import computable_metrics
     from pytest_i2i.validation.sensitivity import available_metrics, run_sensitivity
 
     namespace: dict = {}
     exec(compile(TOY, "toy_conftest.py", "exec"), namespace)
     try:
-        assert "mean_gap" in available_metrics()
+        assert "mean_gap" in available_metrics() and "mean_gap" in computable_metrics()  # sensitivity, validate
         result = run_sensitivity(metrics=["mean_gap", "l1"], ops=["insert_object"], areas_percent=[25.0], size=32,
                                  n_images=3, repeats=1, n_permutations=9)
         auroc = result.table[(result.table.metric == "mean_gap") & (result.table.against == "all")].auroc
