@@ -29,7 +29,8 @@ def explain_result(result: MetricResult, k: int = WORST_K) -> list[str]:
         lines.append(f"  {result.confidence:.0%} CI of the mean: [{result.ci[0]:.6g}, {result.ci[1]:.6g}]")
     if result.std is not None:
         lines.append(f"  std: {result.std:.6g}")
-    lines.append(f"  n = {result.n}")
+    lines.append(f"  n = {result.n}" if result.complete else
+                 f"  n = {result.n}: LOST SAMPLES: {result.lost_description()}")
     if result.backbone:
         calib = "calibrated (published weights)" if result.calibrated else "UNCALIBRATED weights: smoke-test only"
         lines.append(f"  backbone: {result.backbone}, {calib}, weights sha256 {str(result.weights_sha256)[:16]}")

@@ -14,12 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from pytest_i2i.explain import WORST_K
+from pytest_i2i.report import samples_used
 
 ROLES = ("input", "output", "target")
 
 
 def image_path(images_dir: Path, uid: str, role: str) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in uid)
+    """``images_dir/<uid>__<role>.png``; a uid with characters other than letters, digits, ``-_.``
+    has them replaced by ``_`` (and a uid longer than 160 characters is cut there) and gets
+    ``-<first 10 hex of sha256(uid)>`` appended, so two uids never share a file (``a/b`` and ``a:b`` would both sanitise to ``a_b``)."""
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in uid)
+    if safe != uid or not uid.strip(".") or len(safe) > 160:  # (a file name has at most 255 bytes)
+        import hashlib
+
+        safe = safe[:160] + "-" + hashlib.sha256(uid.encode("utf-8", "surrogatepass")).hexdigest()[:10]
     return images_dir / f"{safe}__{role}.png"
 
 
@@ -99,7 +107,7 @@ def render_html(report: dict[str, Any], out_dir: Path) -> Path:
         calib = "" if not r.get("backbone") else ("calibrated" if r.get("calibrated") else "<b>UNCALIBRATED</b>")
         rows.append(
             f"<tr class='{esc(e['outcome'])}'><td>{esc(e['test'])}</td><td>{esc(r['name'])}</td>"
-            f"<td>{r['value']:.6g}</td><td>{esc(spread)}</td><td>{r['n']}</td><td>{esc(checks)}</td>"
+            f"<td>{r['value']:.6g}</td><td>{esc(spread)}</td><td>{esc(samples_used(r))}</td><td>{esc(checks)}</td>"
             f"<td>{esc(e['outcome'])}</td><td>{esc(str(r.get('backbone') or '-'))} {calib}</td></tr>"
         )
         if not r.get("per_sample"):

@@ -15,6 +15,16 @@ Report JSON (``<report dir>/i2i-report.json``, schema ``pytest-i2i-report/1``)::
       "generation_errors": {"<uid>": "<message>"}
     }
 
+Samples asked for and used: every ``result`` has ``"n"`` (samples the value rests on),
+``"n_requested"`` (samples asked for: the dataset's size for a metric of the model's outputs)
+and ``"lost_samples"`` (names of those asked for and not used, e.g. samples without a valid
+output; why: in the result's ``"warnings"`` and in ``"generation_errors"``). ``n < n_requested``
+means the value rests on fewer samples than asked for: the plugin fails such a metric unless
+``--i2i-allow-lost-samples``, and every gate fails on it unless allowed (a check then carries
+``"n"``, ``"n_requested"`` and ``"lost_samples"`` too). The terminal table shows ``n`` as
+``used/asked`` when they differ. Reports written before these fields existed read as
+``n_requested = n`` and no lost samples.
+
 ``status``: ``"incomplete"`` while the run goes on (the file is rewritten after every test, so
 a run killed half-way, even with SIGKILL, leaves a valid report of the tests that finished),
 ``"complete"`` when the session ended normally (whatever the test outcomes), ``"interrupted"``
@@ -122,14 +132,24 @@ def terminal_lines(entries: list[dict[str, Any]]) -> list[str]:
         verdict = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}.get(e["outcome"], e["outcome"])
         weights = "-" if not r.get("backbone") else ("calibrated" if r.get("calibrated") else "UNCALIBRATED")
         name = r["name"] + (" (baseline)" if (r.get("extra") or {}).get("evaluated") == "baseline" else "")
-        rows.append((e["test"].split("::")[-1], name, _num(r["value"]), spread, str(r["n"]), thresholds,
+        rows.append((e["test"].split("::")[-1], name, _num(r["value"]), spread, samples_used(r), thresholds,
                      verdict, weights))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     if any(not e["result"].get("calibrated", True) for e in entries):
         lines.append("WARNING: uncalibrated backbone weights were used: those numbers are for smoke tests only.")
+    short = [e for e in entries if samples_used(e["result"]) != str(e["result"]["n"])]
+    if short:
+        lines.append(f"WARNING: {len(short)} result(s) rest on fewer samples than asked for (n shown as used/asked); "
+                     "lost: " + ", ".join(sorted({s for e in short for s in e["result"].get("lost_samples") or []})))
     return lines
+
+
+def samples_used(result: dict[str, Any]) -> str:
+    """``"n"``, or ``"used/asked"`` when a result lost samples (``"3/5"``)."""
+    n, asked = result["n"], result.get("n_requested")
+    return f"{n}/{asked}" if isinstance(asked, int) and (asked > n or result.get("lost_samples")) else str(n)
 
 
 def _num(x: Any) -> str:

@@ -236,10 +236,10 @@ class _FeatureRun:
         self.last_start = (self.n - 1) // batch_size * batch_size  # images from here on form the last chunk
         parts = bb.feature_key_parts(prep.resize)
         self.keyed = store is not None or memo is not None
-        self.key = lambda sha: feature_key(parts, sha)
+        self.key = lambda sha, i: feature_key(parts, sha, rows=self._rows(int(i >= self.last_start)))
 
-        def needed(sha: str) -> bool:  # also runs in DataLoader workers, on their copy of the memo
-            k = self.key(sha)
+        def needed(sha: str, i: int) -> bool:  # also runs in DataLoader workers, on their copy of the memo
+            k = self.key(sha, i)
             return not ((memo is not None and k in memo) or (store is not None and store.has(FEATURES, k)))
 
         self.stream = images.iter_prepared(prep, digest=self.keyed, needed=needed if self.keyed else None,
@@ -256,7 +256,7 @@ class _FeatureRun:
     def _read_one(self) -> None:
         item = next(self.stream)
         i = item.index
-        k = self.key(item.sha256) if self.keyed else None
+        k = self.key(item.sha256, i) if self.keyed else None
         self.keys[i] = k
         self.read += 1
         hit = self.memo.get(k) if self.memo is not None else None

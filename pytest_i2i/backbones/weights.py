@@ -540,6 +540,8 @@ def _missing_message(name: str, pretrained: PretrainedCfg, plan: list[Candidate]
     lines.append("Searched:")
     if not wdir:
         lines.append(f"  weights dir ({ui['weights_dir']}): not set")
+    elif not Path(wdir).expanduser().is_dir():
+        lines.append(f"  weights dir ({ui['weights_dir']}): {wdir} does not exist or is not a folder")
     lines += [f"  {c.location}: {c.path}" for c in plan]
     lines += [f"  python package {wf.package}: not installed" for wf in pretrained.files
               if wf.package and package_file(wf) is None]
