@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from typing import Any
 from pytest_i2i.errors import JudgmentError
 from pytest_i2i.files import sha256_file, write_bytes_atomic, write_text_atomic
 from pytest_i2i.validation.judgments import genaibench, imagenhub, tifa, viescore
-from pytest_i2i.validation.judgments.format import JudgmentSet, _toml_value
+from pytest_i2i.validation.judgments.format import JudgmentSet, _toml_value, read_toml
 from pytest_i2i.validation.judgments.scores import MetricScores
 from pytest_i2i.validation.names import BUILTIN
 
@@ -115,13 +114,7 @@ def tree_sha256(path: Path) -> str:
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
-    path = folder / MANIFEST
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise JudgmentError(f"{path}: cannot read ({e.strerror or e})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise JudgmentError(f"{path}: malformed TOML ({e})") from None
+    return read_toml(folder / MANIFEST)
 
 
 def verify(folder: Path) -> dict[str, str]:

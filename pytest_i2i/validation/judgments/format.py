@@ -175,8 +175,8 @@ def read_json(path: Path, *, text: str | None = None, line: int | None = None) -
         raise JudgmentError(f"{where}: JSON nested too deeply") from None
 
 
-def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and check a TOML manifest; raises JudgmentError naming the file and the key."""
+def read_toml(path: str | os.PathLike) -> dict[str, Any]:
+    """A TOML file as a dict; raises JudgmentError naming the file when it cannot be read or parsed."""
     p = Path(path)
     try:
         text = p.read_bytes().decode("utf-8")
@@ -185,9 +185,15 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     except UnicodeDecodeError as e:
         raise JudgmentError(f"{p}: not valid UTF-8 at byte offset {e.start}") from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise JudgmentError(f"{p}: malformed TOML ({e})") from None
+
+
+def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and check a TOML manifest; raises JudgmentError naming the file and the key."""
+    p = Path(path)
+    data = read_toml(p)
     for key, value in data.items():
         if key not in MANIFEST_KEYS:
             raise JudgmentError(f"{p}: unknown manifest key {key!r}; accepted: {', '.join(MANIFEST_KEYS)}")
