@@ -128,7 +128,7 @@ def fsync_dir(folder: str | os.PathLike) -> None:
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, mode: int | None = None,
-                       sync_dir: bool = True, before_replace: Any = None) -> None:
+                       sync_dir: bool = True, before_replace: Any = None, durable: bool = True) -> None:
     """Write ``data`` to ``path`` atomically (see the module docstring).
 
     Args:
@@ -137,6 +137,11 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, mode: int | None
         mode: permission bits of the new file (default: ``0o666`` minus the umask, as ``open``).
         sync_dir: also ``fsync`` the folder after the rename (durable rename).
         before_replace: called with no argument between the write and the rename (test hooks).
+        durable: ``fsync`` the file before the rename (default). ``False`` (and ``sync_dir=False``)
+            keeps the atomicity a killed process can see (the old file or the new one, never half
+            of one) but not across a power loss, which may leave the new name empty or partial:
+            only for files whose readers verify a checksum and can rebuild them (cache entries),
+            where an ``fsync`` per file would cost more than the work it saves.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -145,7 +150,8 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, mode: int | None
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
         if before_replace is not None:
             before_replace()

@@ -81,7 +81,8 @@ class Backbone:
         from pytest_i2i.images.prepare import Preprocess
 
         return Preprocess(self.input_size, resize or self.spec.default_resize, self.spec.center_crop,
-                          self.spec.mean, self.spec.std, self.spec.crop_pct)
+                          self.spec.mean, self.spec.std, self.spec.crop_pct,
+                          channels_last=bool(self.spec.channels_last))
 
     def text_key_parts(self) -> dict[str, Any]:
         """What, besides the text, determines a text embedding (key parts for :mod:`pytest_i2i.cache`)."""
@@ -114,14 +115,17 @@ class Backbone:
 
         from pytest_i2i.pipeline import autocast_dtype
 
+        from pytest_i2i.images.prepare import one_thread
+
         cast = autocast_dtype(self.device)
-        batch = batch.to(torch.float32)
-        if self.device.type == "cuda":
-            batch = batch.pin_memory().to(self.device, non_blocking=True)
-        else:
-            batch = batch.to(self.device)
-        if self.spec.channels_last:
-            batch = batch.contiguous(memory_format=torch.channels_last)
+        with one_thread():  # copies (none for a batch from stack_prepared): a parallel region only waits
+            batch = batch.to(torch.float32)
+            if self.device.type == "cuda":
+                batch = batch.pin_memory().to(self.device, non_blocking=True)
+            else:
+                batch = batch.to(self.device)
+            if self.spec.channels_last:
+                batch = batch.contiguous(memory_format=torch.channels_last)
         amp = torch.autocast("cuda", dtype=cast) if cast is not None else contextlib.nullcontext()
         with torch.inference_mode(), amp:
             out = self.model(batch)
@@ -271,16 +275,16 @@ class _FeatureRun:
                 self._forward(group)
 
     def _forward(self, group: int) -> None:
-        import torch
-
         from pytest_i2i.cache.features import FEATURES
         from pytest_i2i.cache.store import save_bundles
+        from pytest_i2i.images.prepare import one_thread, stack_prepared
 
         todo, self.pending[group][:] = list(self.pending[group]), []
-        out = self.bb._forward_rows(torch.stack([img for _, img in todo]), self._rows(group))
+        out = self.bb._forward_rows(stack_prepared([img for _, img in todo]), self._rows(group))
         # One copy per output and batch, rows as views: memo entries then live in a few large
         # blocks instead of many small chunks that fragment the heap as N grows.
-        computed = {name: v.detach().cpu().clone() for name, v in out.items()}
+        with one_thread():
+            computed = {name: v.detach().cpu().clone() for name, v in out.items()}
         fresh = {}
         for j, (i, _) in enumerate(todo):
             self.found[i] = {name: v[j] for name, v in computed.items()}

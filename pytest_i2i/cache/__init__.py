@@ -57,10 +57,14 @@ row without a file is dropped.
 
 Concurrency and crash safety
 ----------------------------
-Writers write a temporary file in the entry's own folder, flush and ``fsync`` it, ``os.replace``
-it onto the final name (atomic on POSIX and Windows) and ``fsync`` the folder, so a reader sees
-either no entry or a complete one, also after a SIGKILL or power loss; leftover temporary files
-(``.tmp-*``) are never read and are removed by :meth:`Store.clear`. Several processes (pytest-xdist
+Writers write a temporary file in the entry's own folder and ``os.replace`` it onto the final
+name (atomic on POSIX and Windows), so a reader sees either no entry or a complete one, also
+after a writer is killed with SIGKILL; leftover temporary files (``.tmp-*``) are never read and
+are removed by :meth:`Store.clear`. Entries are not ``fsync``-ed: two ``fsync`` calls per entry
+(file and folder) cost about 10 ms on a local disk, a third of a ViT-B/32 forward pass per image
+on a CPU (``benchmarks/bench_pipeline_overhead.py``). A power loss can therefore leave an entry
+empty or partial; its checksum catches that on the next read, and it is dropped and recomputed
+like any damaged entry. Several processes (pytest-xdist
 workers, parallel CI jobs on one machine) may share one folder: two writers of the same key write
 the same bytes, and the last rename wins harmlessly; the index is SQLite in WAL mode with a busy
 timeout. The folder must be on a local file system (SQLite's WAL mode needs shared memory, which

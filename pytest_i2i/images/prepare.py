@@ -8,6 +8,8 @@ DataLoader workers or in the calling process with bit-identical results.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +33,9 @@ class Preprocess:
             code and timm's ``crop_pct`` do); 1 keeps the whole region.
         mean, std: per-channel normalisation ``(x - mean) / std`` after resizing (the network's
             pretrained config); ``None`` leaves the input in [0, 1].
+        channels_last: lay the prepared (3, H, W) image out in memory as (H, W, 3) (same values),
+            for networks that run channels-last: :func:`stack_prepared` then builds their batch
+            without a separate layout conversion.
 
     Raises:
         I2IInputError: an unknown resize mode, a size that is not two positive integers,
@@ -44,6 +49,7 @@ class Preprocess:
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
     crop_pct: float = 1.0
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         check_resize_mode(self.resize)
@@ -57,8 +63,14 @@ class Preprocess:
             raise I2IInputError(f"preprocessing mean/std must be 3 numbers each (std > 0), got {self.mean}, {self.std}")
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        """``image`` (3, H, W) → (3, *size): :func:`prepare_image`, then :meth:`normalize`."""
-        return self.normalize(prepare_image(image, self.size, self.resize, self.center_crop, self.crop_pct))
+        """``image`` (3, H, W) → (3, *size): :func:`prepare_image`, then :meth:`normalize`.
+
+        All of it runs with one intra-op thread (see :func:`prepare_image`): an image is too small
+        for a parallel region to pay off, and on a busy machine each one waits for a second core.
+        """
+        with one_thread():
+            out = self.normalize(prepare_image(image, self.size, self.resize, self.center_crop, self.crop_pct))
+            return out.permute(1, 2, 0).contiguous().permute(2, 0, 1) if self.channels_last else out
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """``(x - mean) / std`` per channel of a (3, H, W) image or (N, 3, H, W) batch in float32
@@ -68,6 +80,19 @@ class Preprocess:
         mean = torch.tensor(self.mean, dtype=torch.float32, device=x.device).view(3, 1, 1)
         std = torch.tensor(self.std, dtype=torch.float32, device=x.device).view(3, 1, 1)
         return (x - mean) / std
+
+
+def stack_prepared(images: list[torch.Tensor]) -> torch.Tensor:
+    """A batch (N, 3, H, W) of prepared images, channels-last in memory when the images are
+    (see :attr:`Preprocess.channels_last`), else contiguous. Copies with one thread."""
+    with one_thread():
+        if all(_hwc(im) for im in images):
+            return torch.stack([im.permute(1, 2, 0) for im in images]).permute(0, 3, 1, 2)
+        return torch.stack(images)
+
+
+def _hwc(image: torch.Tensor) -> bool:
+    return image.dim() == 3 and not image.is_contiguous() and image.permute(1, 2, 0).is_contiguous()
 
 
 def prepare_image(img: torch.Tensor, size: tuple[int, int], resize: str, center_crop: bool = False,
@@ -80,16 +105,24 @@ def prepare_image(img: torch.Tensor, size: tuple[int, int], resize: str, center_
     or with how many workers an image was prepared. Every path that resizes network inputs
     goes through here.
     """
-    threads = torch.get_num_threads()
-    if threads != 1:
-        torch.set_num_threads(1)
-    try:
+    with one_thread():
         if center_crop:
             img = center_crop_to_aspect(img, size, crop_pct)
         return resize_batch(img[None], size, resize)[0]
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the block with one torch intra-op thread (the caller's count is restored after it)."""
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
     finally:
-        if threads != 1:
-            torch.set_num_threads(threads)
+        torch.set_num_threads(threads)
 
 
 def center_crop_to_aspect(img: torch.Tensor, size: tuple[int, int], crop_pct: float = 1.0) -> torch.Tensor:
