@@ -13,7 +13,7 @@ from), ``SOURCE.md``, the source's ``LICENSE`` and the data files:
 :func:`load_builtin` checks every file's sha256 against ``bundle.toml`` before reading (trust follows
 content hashes) and returns the judgment sets and scores, exactly what the native files give
 (``tests/test_bundle.py`` checks that). :func:`regenerate` rebuilds every bundled file from the
-native files (``python human_judgments/regenerate.py --source ../shared/data``), checks the native
+native files (``python human_judgments/regenerate.py --source NATIVE_DIR``), checks the native
 files' sha256 and compares the result byte for byte with the bundle.
 
 The folder is found through ``$I2I_HUMAN_JUDGMENTS`` or next to the package (a clone, an sdist or
@@ -190,7 +190,8 @@ def load_builtin(name: str, *, tasks: Sequence[str] | None = None) -> tuple[list
 # -- regeneration -----------------------------------------------------------------------------------
 def regenerate(source: Path, *, names: Sequence[str] = tuple(BUILTIN), write: bool = False,
                into: Path | None = None) -> list[dict[str, Any]]:
-    """Rebuild every bundled file of ``names`` from the native sets under ``source`` (``../shared/data``).
+    """Rebuild every bundled file of ``names`` from the native sets under ``source`` (a folder
+    holding the unchanged public sets named in each bundled set's SOURCE.md; nothing else needs it).
 
     Each native file's sha256 is compared with ``bundle.toml``'s (a different native version is an
     error), and the rebuilt bytes with the bundled file. With ``write`` the files and ``bundle.toml``
