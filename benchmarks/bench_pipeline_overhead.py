@@ -65,26 +65,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def save_weights(name: str, wdir: Path) -> Path:
-    """A seeded random init of backbone ``name`` saved under its published file name."""
-    import torch
-    from safetensors.torch import save_file
-
-    import pytest_i2i
-    from pytest_i2i.backbones.registry import get_spec
-
-    spec = get_spec(name)
-    model = pytest_i2i.backbone(name, weights="random", seed=1).model
-    target = spec.weights_target(model) if spec.weights_target else model
-    state = {k: v.detach().contiguous() for k, v in target.state_dict().items()}
-    path = wdir / spec.pretrained.files[0].filename
-    if path.suffix == ".safetensors":
-        save_file(state, str(path))
-    else:
-        torch.save(state, path)
-    return path
-
-
 def prepared_batches(bb: Any, folders: list[Path], batch_size: int) -> list[Any]:
     """The images of ``folders`` brought to the network input as the pipeline does, in batches."""
     import torch
@@ -112,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     from pytest_i2i import cache as i2i_cache
     from pytest_i2i.metrics.frechet import compute_stats
     from pytest_i2i.metrics.functional.frechet import frechet_distance as frechet_from_stats
-    from bench_warm_cache import make_dataset
+    from bench_warm_cache import make_dataset, save_random_weights
 
     t_all = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="i2i-bench-overhead-"))
@@ -126,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         names = {"fid": "inception-fid", "clip_image": "clip-vit-b-32"}
         weights, backbones, build_s = {}, {}, {}
         for metric in args.metrics:
-            weights[metric] = save_weights(names[metric], wdir)
+            weights[metric] = save_random_weights(names[metric], wdir)
             t = time.perf_counter()
             bb = pytest_i2i.backbone(names[metric], weights=str(weights[metric]))
             bb.model  # noqa: B018 - build it now: the one-time load is not part of images/s
