@@ -63,28 +63,30 @@ def make_dataset(root: Path, n: int, size: int = 128, seed: int = 0) -> Path:
     return root
 
 
-def make_random_weights(wdir: Path) -> dict[str, str]:
-    """Seeded random weights of every backbone the suite uses, saved under their published names."""
+def save_random_weights(name: str, wdir: Path) -> Path:
+    """A seeded random init of backbone ``name`` saved under its published file name in ``wdir``."""
     import torch
     from safetensors.torch import save_file
 
     import pytest_i2i
     from pytest_i2i.backbones.registry import get_spec
 
+    spec = get_spec(name)
+    model = pytest_i2i.backbone(name, weights="random", seed=1).model
+    target = spec.weights_target(model) if spec.weights_target else model
+    state = {k: v.detach().contiguous() for k, v in target.state_dict().items()}
+    path = wdir / spec.pretrained.files[0].filename
+    if path.suffix == ".safetensors":
+        save_file(state, str(path))
+    else:
+        torch.save(state, path)
+    return path
+
+
+def make_random_weights(wdir: Path) -> dict[str, str]:
+    """Seeded random weights of every backbone the suite uses, saved under their published names."""
     wdir.mkdir(parents=True, exist_ok=True)
-    written = {}
-    for name in BACKBONES:
-        spec = get_spec(name)
-        model = pytest_i2i.backbone(name, weights="random", seed=1).model
-        target = spec.weights_target(model) if spec.weights_target else model
-        state = {k: v.detach().contiguous() for k, v in target.state_dict().items()}
-        path = wdir / spec.pretrained.files[0].filename
-        if path.suffix == ".safetensors":
-            save_file(state, str(path))
-        else:
-            torch.save(state, path)
-        written[name] = path.name
-    return written
+    return {name: save_random_weights(name, wdir).name for name in BACKBONES}
 
 
 def run_suite(data: Path, wdir: Path, cache: Path, samples: int, extra: list[str]) -> dict:

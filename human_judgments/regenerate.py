@@ -1,7 +1,7 @@
 """Rebuild the bundled judgment files from the native public sets and check their sha256.
 
-    python human_judgments/regenerate.py --source ../shared/data          # check: rebuild in memory, compare
-    python human_judgments/regenerate.py --source ../shared/data --write  # rewrite the files and bundle.toml
+    python human_judgments/regenerate.py --source NATIVE_DIR          # check: rebuild in memory, compare
+    python human_judgments/regenerate.py --source NATIVE_DIR --write  # rewrite the files and bundle.toml
 
 The native sets are the unchanged copies of the public repositories named in each set's SOURCE.md
 (VIEScore, GenAI-Bench, TIFA). What each bundled file is made from, and how, is in
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     from pytest_i2i.validation.judgments.bundle import BUILTIN, regenerate
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--source", required=True, type=Path, help="folder holding the native sets (../shared/data)")
+    ap.add_argument("--source", required=True, type=Path, help="folder holding the native public sets, one sub-folder per set as named in SOURCE.md")
     ap.add_argument("--write", action="store_true", help="rewrite the bundled files and bundle.toml")
     ap.add_argument("names", nargs="*", default=list(BUILTIN), help=f"sets (default: {', '.join(BUILTIN)})")
     args = ap.parse_args(argv)

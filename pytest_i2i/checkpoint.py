@@ -51,13 +51,20 @@ def read_checkpoint(path: str | os.PathLike, *, what: str) -> Any:
         ``weights_only=True`` builds (tensors, dicts, lists, numbers, strings), on the CPU.
 
     Raises:
-        CheckpointError: the file is unreadable (missing, truncated, corrupt, another format),
-            or it needs code-running unpickling (``needs_code=True``, ``references`` names the
+        CheckpointError: the file is unreadable (missing, not a regular file, truncated, corrupt,
+            another format, a decompression bomb: see :func:`check_inflation`), or it needs
+            code-running unpickling (``needs_code=True``, ``references`` names the
             global it asks for when torch says which). The message names the file and ``what``.
     """
     import torch
 
-    p = Path(path)
+    from pytest_i2i.files import regular_file
+
+    try:
+        p = regular_file(path, f"{what}: file")
+    except I2IInputError as e:
+        raise CheckpointError(str(e)) from None
+    check_inflation(p, what=what)
     try:
         if p.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -79,6 +86,47 @@ def read_checkpoint(path: str | os.PathLike, *, what: str) -> Any:
             "(a .safetensors file, or a torch.save file readable with weights_only=True): is it truncated, "
             "corrupt or of another format?"
         ) from None
+
+
+#: a zip checkpoint may declare at most this many times its size on disk in uncompressed members
+#: (torch.save stores members uncompressed: a regular file declares about 1x; deflated float weights
+#: compress by well under 2x)
+MAX_INFLATION = 8
+#: ... or its size on disk plus this many bytes, whichever is more (small files with padding)
+INFLATION_SLACK = 64 * 2**20
+
+
+def check_inflation(path: Path, *, what: str) -> None:
+    """Refuse a zip checkpoint whose members would inflate far beyond its size on disk, before
+    torch reads it (a decompression bomb: a 2 MB ``.pt`` whose member inflates to 2 GiB made
+    ``torch.load`` allocate gigabytes before failing). Only the zip's central directory is read.
+
+    The limit: the declared uncompressed sizes may total at most ``max(MAX_INFLATION x size on
+    disk, size on disk + INFLATION_SLACK)``.
+
+    Raises:
+        CheckpointError: naming the file, the declared and the allowed sizes.
+    """
+    import zipfile
+
+    try:
+        if not zipfile.is_zipfile(path):
+            return
+        with zipfile.ZipFile(path) as z:
+            members = z.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        return  # not a readable zip: torch.load reports what it is
+    on_disk = path.stat().st_size
+    declared = sum(m.file_size for m in members)
+    allowed = max(MAX_INFLATION * on_disk, on_disk + INFLATION_SLACK)
+    if declared > allowed:
+        biggest = max(members, key=lambda m: m.file_size)
+        raise CheckpointError(
+            f"{path} ({what}): refused by the decompression-bomb guard: its zip members declare "
+            f"{declared} bytes uncompressed for {on_disk} bytes on disk (at most {allowed} allowed; largest member "
+            f"{biggest.filename!r}: {biggest.file_size} bytes, compressed to {biggest.compress_size}); torch.save "
+            "never compresses, so this file was not written by it"
+        )
 
 
 def read_state_dict(path: str | os.PathLike, *, what: str) -> dict[str, Any]:

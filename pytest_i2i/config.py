@@ -32,7 +32,7 @@ from pytest_i2i.generators.source import check_diffusers_spec, is_diffusers_spec
 class Option:
     name: str  # without the --i2i- prefix, dashes
     help: str
-    kind: str = "str"  # "str" | "path" | "int" | "flag" | "pairs" (KEY=VALUE, repeatable)
+    kind: str = "str"  # "str" | "path" | "int" | "float" | "flag" | "pairs" (KEY=VALUE, repeatable)
     metavar: str | None = None
 
     @property
@@ -82,10 +82,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("progress", "show progress bars for long work (quiet under pytest by default)", "flag"),
     Option("trust-checkpoint", "allow unpickling a full model object from --i2i-model/--i2i-baseline "
            "(runs code from the file: only for checkpoints you trust)", "flag"),
+    Option("allow-lost-samples", "evaluate and gate on the samples that generated when some produced no valid "
+           "output (default: a metric on the model's outputs fails, naming the lost samples)", "flag"),
+    Option("generation-timeout", "seconds one generator call (one batch) may take; a call that does not return "
+           "in time fails its samples and the ones after it, naming them (default: no limit)", "float", "SECONDS"),
 )
 
 DEFAULTS: dict[str, Any] = {"device": "cpu", "batch_size": 8, "seed": 0, "require_weights": False,
-                            "offline": False, "trust_checkpoint": False, "progress": False, "generator_mode": "eval"}
+                            "offline": False, "trust_checkpoint": False, "progress": False, "generator_mode": "eval",
+                            "allow_lost_samples": False}
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -171,13 +176,15 @@ class I2IOptions:
     judgments: str | None = None
     sensitivity_images: Path | None = None
     progress: bool = False
+    allow_lost_samples: bool = False
+    generation_timeout: float | None = None
     sources: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items() if k != "sources"}
 
 
-_DEVICE = re.compile(r"^(cpu|mps|meta|cuda(:\d+)?|xpu(:\d+)?)$")
+_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?|xpu(:\d+)?)$")
 
 
 def resolve_options(config: pytest.Config) -> I2IOptions:
@@ -198,6 +205,17 @@ def resolve_options(config: pytest.Config) -> I2IOptions:
                 raise pytest.UsageError(f"{where}: {raw!r} is not an integer") from None
             if attr in ("batch_size", "max_samples") and value < 1:
                 raise pytest.UsageError(f"{where}: must be >= 1, got {value}")
+            if attr == "seed" and not 0 <= value <= 2**63 - 1:
+                raise pytest.UsageError(f"{where}: must be in [0, 2**63 - 1], got {value}")
+        elif opt.kind == "float":
+            import math
+
+            try:
+                value = float(str(raw).strip())
+            except ValueError:
+                raise pytest.UsageError(f"{where}: {raw!r} is not a number") from None
+            if not math.isfinite(value) or value <= 0:
+                raise pytest.UsageError(f"{where}: must be a finite number > 0, got {raw!r}")
         elif opt.kind == "path":
             value = (base / Path(str(raw)).expanduser()).resolve()
         elif opt.kind == "flag":
@@ -226,7 +244,10 @@ def _resolve_weights_files(o: I2IOptions, base: Path) -> None:
 
 def _validate(o: I2IOptions) -> None:
     if not _DEVICE.match(o.device):
-        raise pytest.UsageError(f"--i2i-device: {o.device!r} is not a torch device (cpu, cuda, cuda:N, mps)")
+        raise pytest.UsageError(f"--i2i-device (from {o.sources.get('device')}): {o.device!r} is not a torch device "
+                                "that holds data (cpu, cuda, cuda:N, mps, xpu)")
+    if o.device != "cpu":
+        _check_device_available(o)
     if o.baseline and not o.model:
         raise pytest.UsageError("--i2i-baseline needs --i2i-model: a baseline is compared with a model")
     if o.arch and not o.model:
@@ -256,13 +277,45 @@ def _validate(o: I2IOptions) -> None:
     if o.sensitivity_images is not None and not o.sensitivity_images.is_dir():
         raise pytest.UsageError(f"--i2i-sensitivity-images: {o.sensitivity_images} is not a directory")
     if o.weights_dir is not None and not o.weights_dir.is_dir():
-        raise pytest.UsageError(f"--i2i-weights-dir: {o.weights_dir} is not a directory")
+        if o.sources.get("weights_dir", "").startswith("env"):
+            # a CI-wide environment setting must not break runs that never load weights (nor --help):
+            # the folder is searched when weights are needed, and a missing-weights message says it is missing
+            pass
+        else:
+            raise pytest.UsageError(f"--i2i-weights-dir (from {o.sources.get('weights_dir')}): {o.weights_dir} is "
+                                    "not a directory")
     if o.weights_mirror is not None and not re.match(r"^(https?|file)://", o.weights_mirror):
         raise pytest.UsageError(f"--i2i-weights-mirror: {o.weights_mirror!r} is not an http(s):// or file:// URL")
     for attr in ("report", "cache_dir"):
         path = getattr(o, attr)
         if path is not None and path.exists() and not path.is_dir():
             raise pytest.UsageError(f"--i2i-{attr.replace('_', '-')}: {path} exists and is not a directory")
+    if o.report is not None:
+        from pytest_i2i.files import folder_unwritable
+
+        problem = folder_unwritable(o.report)
+        if problem:
+            raise pytest.UsageError(f"--i2i-report (from {o.sources.get('report')}): {problem}")
+
+
+def _check_device_available(o: I2IOptions) -> None:
+    """A CUDA/MPS/XPU device that this machine does not have is a usage error now, before any generation.
+    (torch is imported only here, for a device other than the CPU, i.e. by runs that use pytest-i2i.)"""
+    import torch
+
+    kind, _, index = o.device.partition(":")
+    where = f"--i2i-device (from {o.sources.get('device')})"
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (index and int(index) >= count):
+            raise pytest.UsageError(f"{where}: {o.device!r} is not available on this machine ({count} CUDA device(s))")
+    elif kind == "mps" and not torch.backends.mps.is_available():
+        raise pytest.UsageError(f"{where}: 'mps' is not available on this machine")
+    elif kind == "xpu":
+        xpu = getattr(torch, "xpu", None)
+        count = xpu.device_count() if xpu is not None and xpu.is_available() else 0
+        if count == 0 or (index and int(index) >= count):
+            raise pytest.UsageError(f"{where}: {o.device!r} is not available on this machine ({count} XPU device(s))")
 
 
 def _is_spec(value: str) -> bool:
@@ -322,6 +375,21 @@ def _check_threshold(path: Path, metric: str, entry: dict[str, Any]) -> dict[str
     if "margin" in entry and not (_number(entry["margin"]) and entry["margin"] >= 0):
         raise pytest.UsageError(f"{where}: margin must be a finite number >= 0, got {entry['margin']!r}")
     return entry
+
+
+def check_arch_name(options: I2IOptions) -> None:
+    """``--i2i-arch`` must name a registered generator architecture: one line listing the valid
+    names, before any generation. Called once every conftest is loaded (a conftest may register
+    an architecture)."""
+    if not options.arch:
+        return
+    from pytest_i2i.errors import UnknownNameError
+    from pytest_i2i.generators.registry import list_generator_archs
+
+    known = list_generator_archs()
+    if options.arch not in known:
+        raise pytest.UsageError(f"--i2i-arch (from {options.sources.get('arch')}): "
+                                f"{UnknownNameError('generator architecture', options.arch, known)}")
 
 
 def check_threshold_names(thresholds: dict[str, dict[str, Any]]) -> None:

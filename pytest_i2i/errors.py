@@ -93,6 +93,28 @@ class GeneratorOutputError(I2IError):
         super().__init__(message)
 
 
+class GeneratorCallError(I2IError):
+    """The generator's own model raised while running on a batch (e.g. an input size its
+    architecture refuses). The message names the generator, the samples and the error;
+    ``names`` are the samples of the batch. :func:`pytest_i2i.generate` turns it into an error of
+    each sample that fails on its own, and keeps generating the others."""
+
+    def __init__(self, message: str, *, names: Iterable[str]):
+        self.names = list(names)
+        super().__init__(message)
+
+
+class GenerationTimeout(I2IError):
+    """A generator call did not return within the time allowed (``timeout_s`` of
+    :func:`pytest_i2i.generate`, ``--i2i-generation-timeout``). ``names`` are the samples of that call.
+    The call cannot be stopped from outside; it is abandoned and the generator is not called again."""
+
+    def __init__(self, message: str, *, names: Iterable[str], seconds: float):
+        self.names = list(names)
+        self.seconds = seconds
+        super().__init__(message)
+
+
 class DatasetError(I2IInputError):
     """A dataset or data file (folder layout, manifest, texts or judgment file) is unusable.
 

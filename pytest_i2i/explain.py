@@ -25,13 +25,16 @@ def worst_samples(result: MetricResult, k: int = WORST_K) -> list[tuple[str, flo
 def explain_result(result: MetricResult, k: int = WORST_K) -> list[str]:
     """Lines describing ``result``, most important first and few of them (pytest shows the first 8
     lines of an assertion explanation unless ``-vv``): value, direction, uncertainty and n on one
-    line, then the worst samples on one line, then backbone and calibration, resize and warnings."""
+    line, then the samples lost (if any) and the worst samples, a line each, then backbone and
+    calibration, resize and warnings."""
     head = f"{result.name} = {result.value:.6g} ({'higher' if result.higher_is_better else 'lower'} is better)"
     if result.ci is not None:
         head += f", {result.confidence:.0%} CI of the mean: [{result.ci[0]:.6g}, {result.ci[1]:.6g}]"
     if result.std is not None:
         head += f", std {result.std:.6g}"
     lines = [head + f", n = {result.n}"]
+    if not result.complete:
+        lines.append(f"  LOST SAMPLES: {result.lost_description()}")
     worst = worst_samples(result, k)
     if worst:
         lines.append(f"  worst {len(worst)} samples: " + ", ".join(f"{name}: {value:.6g}" for name, value in worst))

@@ -8,9 +8,11 @@ Rendered once, from the merged JSON report and the sample images the session exp
    (missing weights with the file to install, no baseline, ...);
 2. the failures, each with its message;
 3. a table of every metric test, failures first, saying what each gate compared (the mean, or a
-   one-sided confidence bound of it) with value, CI and n used of n asked;
-4. per metric, one section: the gate, a distribution plot with the threshold, the worst samples for
-   that metric and the best for contrast (input / output / target), heat maps where it has maps;
+   one-sided confidence bound of it) with value, CI and n (used/asked when samples were lost);
+4. per metric, one section: the gate, a distribution plot with the threshold, the samples lost (with
+   why), the worst samples for that metric and the best for contrast (input / output / target), heat
+   maps where the metric returns maps (``extra["maps"]``: ``feature_map_distance``,
+   ``vit_patch_distance``, ``lpips(spatial=True)``, ``patchgan_realism``);
 5. a per-sample table across metrics that sorts and filters (inline JavaScript, no build step);
 6. with ``--i2i-baseline``: paired differences with CIs per metric and, side by side, candidate vs
    baseline outputs for the samples that regressed most.
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_i2i.backbones.weights import human_size
+from pytest_i2i.report import samples_used
 
 ROLES = ("input", "output", "target")
 #: worst samples shown per metric, and best samples shown for contrast
@@ -44,7 +47,14 @@ _esc = html.escape
 
 
 def image_path(images_dir: Path, uid: str, role: str) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in uid)
+    """``images_dir/<uid>__<role>.png``; a uid with characters other than letters, digits, ``-_.``
+    has them replaced by ``_`` (and a uid longer than 160 characters is cut there) and gets
+    ``-<first 10 hex of sha256(uid)>`` appended, so two uids never share a file (``a/b`` and ``a:b`` would both sanitise to ``a_b``)."""
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in uid)
+    if safe != uid or not uid.strip(".") or len(safe) > 160:  # (a file name has at most 255 bytes)
+        import hashlib
+
+        safe = safe[:160] + "-" + hashlib.sha256(uid.encode("utf-8", "surrogatepass")).hexdigest()[:10]
     return images_dir / f"{safe}__{role}.png"
 
 
@@ -158,12 +168,17 @@ def _is_baseline(entry: dict[str, Any]) -> bool:
     return (entry["result"].get("extra") or {}).get("evaluated") == "baseline"
 
 
-def _n_text(entry: dict[str, Any]) -> str:
-    r = entry["result"]
-    asked = r.get("n_asked", entry.get("n_asked"))  # a result-level count, where the metric records one
-    if asked is None or asked == r["n"]:
-        return str(r["n"])
-    return f"{r['n']} of {asked}"
+def _lost_samples(r: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    """The samples a result was asked to score and did not, each with why (the generator's error,
+    where the session recorded one): an ``<li>`` per sample, the first 10, under a headline item."""
+    asked, lost = r.get("n_requested"), r.get("lost_samples") or []
+    if not (isinstance(asked, int) and asked > r["n"]) and not lost:
+        return []
+    errors = report.get("generation_errors") or {}
+    items = "".join(f"<li><b>{_esc(uid)}</b>: {_esc(errors.get(uid, 'no valid output'))}</li>" for uid in lost[:10])
+    more = f"<li class='muted'>... and {len(lost) - 10} more</li>" if len(lost) > 10 else ""
+    return [f"<li class='bad'><b>n = {r['n']} of {asked} asked for: {(asked or 0) - r['n']} samples lost</b>, "
+            f"the value rests on the others<ul>{items}{more}</ul></li>"]
 
 
 def _spread(r: dict[str, Any]) -> str:
@@ -350,7 +365,7 @@ def _overview(summary: dict[str, Any], anchors: dict[int, str]) -> str:
                              if x)
         rows.append(f"<tr class='{_esc(row['outcome'])}'><td>{_badge(row['outcome'])}</td><td>{name_html}{test}</td>"
                     f"<td class='num'>{_esc(_num(r['value']))}</td><td class='num'>{_esc(_spread(r))}</td>"
-                    f"<td class='num'>{_esc(_n_text(e))}</td><td>{gates}</td><td>{_esc(note)}</td></tr>")
+                    f"<td class='num'>{_esc(samples_used(r))}</td><td>{gates}</td><td>{_esc(note)}</td></tr>")
     return ("<h2 id='metrics'>Metric tests</h2><table class='overview'><thead><tr><th>result</th>"
             "<th>metric and test</th><th>value</th><th>95% CI / std</th><th>n</th><th>gate: what was compared</th>"
             f"<th>note</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
@@ -375,12 +390,8 @@ def _metric_section(e: dict[str, Any], anchor: str, plot: str | None, images_dir
     spread = _spread(r)
     lines.append(f"<li><b>value</b> {_esc(_num(r['value'], 6))} ({'higher' if r['higher_is_better'] else 'lower'} "
                  f"is better){'; ' + _esc(_pct(r.get('confidence'))) + ' CI of the mean ' + _esc(spread) if r.get('ci') else (', ' + _esc(spread) if spread else '')}"
-                 f"; n = {_esc(_n_text(e))}</li>")
-    asked = r.get("n_asked", e.get("n_asked"))
-    if isinstance(asked, int) and asked > r["n"]:
-        lost = sorted(report.get("generation_errors") or {})
-        lines.append(f"<li class='bad'><b>{asked - r['n']} of {asked} samples not scored</b>"
-                     f"{': ' + _esc(', '.join(lost[:10])) if lost else ''}</li>")
+                 f"; n = {_esc(samples_used(r))}</li>")
+    lines += _lost_samples(r, report)
     if r.get("backbone"):
         calib = "calibrated" if r.get("calibrated", True) else "UNCALIBRATED (smoke test only)"
         lines.append(f"<li><b>backbone</b> {_esc(r['backbone'])}, {calib}, weights sha256 "
@@ -410,7 +421,7 @@ def _metric_section(e: dict[str, Any], anchor: str, plot: str | None, images_dir
                 if uid in maps:
                     heat = plots_dir / f"{anchor}-{image_path(images_dir, uid, 'heat').name}"
                     _heatmap(heat, image_path(images_dir, uid, "output"), maps[uid], vmax)
-                    imgs.append(_figure(f"plots/{heat.name}", "distance map"))
+                    imgs.append(_figure(f"plots/{heat.name}", f"{r['name']} map"))
                 cards.append(f"<div class='card {label}'><div class='cap'><b>{_esc(uid)}</b> "
                              f"{_esc(_num(value, 5))}</div>{''.join(imgs) or '<span class=muted>no images</span>'}"
                              "</div>")
@@ -418,7 +429,8 @@ def _metric_section(e: dict[str, Any], anchor: str, plot: str | None, images_dir
                 head = f"worst {len(cards)}" if label == "worst" else f"best {len(cards)}, for contrast"
                 columns.append(f"<div class='col'><h4>{head}</h4>{''.join(cards)}</div>")
     if maps:
-        body.append(f"<p class='muted'>distance map: the per-patch distance over the output, dark 0 to bright "
+        body.append(f"<p class='muted'>{_esc(r['name'])} map: the metric's distance at each position over the "
+                    f"output, dark 0 to bright "
                     f"{_esc(_num(vmax))} (one scale for every sample of this metric)</p>")
     title = r["name"] + (" (baseline)" if _is_baseline(e) else "")
     samples = f"<div class='samples-col'>{''.join(columns)}</div>" if columns else ""

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from pytest_i2i.backbones import weights  # stdlib-only module
-from pytest_i2i.config import add_options, check_threshold_names, read_thresholds, resolve_options
+from pytest_i2i.config import add_options, check_arch_name, check_threshold_names, read_thresholds, resolve_options
 from pytest_i2i.metrics.registry import list_metrics, on_register
 from pytest_i2i.session import BoundMetric, I2ISession
 
@@ -66,7 +66,12 @@ class _HypothesisProfile:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    options = resolve_options(config)
+    try:
+        options = resolve_options(config)
+    except pytest.UsageError:
+        if config.getoption("help", False) or config.getoption("version", False):
+            return  # --help and --version always work, whatever the environment says (the run stops there)
+        raise
     # The weights resolver reads the environment (also in xdist workers and subprocesses).
     if options.weights_dir is not None:
         os.environ[weights.ENV_WEIGHTS_DIR] = str(options.weights_dir)
@@ -88,9 +93,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
             config.stash[_OWN_GROUP_KEY] = init_from_env(options.device)
     config.stash[SESSION_KEY] = I2ISession(options, read_thresholds(config))
-    from pytest_i2i.gates import add_recorder
+    from pytest_i2i.gates import add_recorder, set_policy
 
-    config.stash[_STOP_RECORDING_KEY] = add_recorder(config.stash[SESSION_KEY].record_check)
+    stop_recording = add_recorder(config.stash[SESSION_KEY].record_check)
+    remove_policy = set_policy(allow_lost_samples=options.allow_lost_samples)
+    config.stash[_STOP_RECORDING_KEY] = lambda: (stop_recording(), remove_policy())
     config.stash[SESSION_KEY].cache_setting = _cache_setting(config, options)
     config.stash[_TESTS_KEY] = {}
     config.stash[_PHASES_KEY] = {}
@@ -101,7 +108,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     state = session.config.stash.get(SESSION_KEY, None)
-    if state is not None and state.thresholds:
+    if state is None:
+        return
+    check_arch_name(state.options)
+    if state.thresholds:
         check_threshold_names(state.thresholds)
 
 
@@ -388,8 +398,7 @@ def _write_progress(config: pytest.Config, parts_dir: Path | None = None) -> Non
 def _entries(session: I2ISession) -> list[dict[str, Any]]:
     from pytest_i2i.report import metric_entry
 
-    return [metric_entry(test, k, r, session.outcomes.get(test, "passed"), session.checks.get((test, k), []),
-                         session.asked.get((test, k)))
+    return [metric_entry(test, k, r, session.outcomes.get(test, "passed"), session.checks.get((test, k), []))
             for test, results in session.records.items() for k, r in enumerate(results)]
 
 

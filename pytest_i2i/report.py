@@ -16,8 +16,7 @@ Report JSON (``<report dir>/i2i-report.json``, schema ``pytest-i2i-report/2``)::
         {"test": "<node id>", "outcome": "passed" | "failed" | "skipped",
          "result": {MetricResult.to_dict() without wall_time_s},
          "checks": [{"op": ">=", "threshold": 0.2, "passed": true, "gate": "bootstrap bound",
-                     "bound": 0.21, "confidence": 0.95}],
-         "n_asked": 8}                   # samples the session asked the metric to score (null: the test chose)
+                     "bound": 0.21, "confidence": 0.95}]}
       ],
       "missing_weights": {"<backbone>": {"file": "<file to install>", "message": "<how to install>",
                                           "tests": ["<node id>", ...]}},
@@ -25,7 +24,17 @@ Report JSON (``<report dir>/i2i-report.json``, schema ``pytest-i2i-report/2``)::
     }
 
 ``outcome`` ``"error"`` is pytest's: the test's setup or teardown failed. Schema 1 had the outcome
-string alone as the value of ``tests`` and no ``missing_weights`` or ``n_asked``.
+string alone as the value of ``tests`` and no ``missing_weights``.
+
+Samples asked for and used: every ``result`` has ``"n"`` (samples the value rests on),
+``"n_requested"`` (samples asked for: the dataset's size for a metric of the model's outputs)
+and ``"lost_samples"`` (names of those asked for and not used, e.g. samples without a valid
+output; why: in the result's ``"warnings"`` and in ``"generation_errors"``). ``n < n_requested``
+means the value rests on fewer samples than asked for: the plugin fails such a metric unless
+``--i2i-allow-lost-samples``, and every gate fails on it unless allowed (a check then carries
+``"n"``, ``"n_requested"`` and ``"lost_samples"`` too). The terminal table shows ``n`` as
+``used/asked`` when they differ. Reports written before these fields existed read as
+``n_requested = n`` and no lost samples.
 
 ``status``: ``"incomplete"`` while the run goes on (the file is rewritten after every test, so
 a run killed half-way, even with SIGKILL, leaves a valid report of the tests that finished),
@@ -69,12 +78,10 @@ REPORT_NAME = "i2i-report.json"
 TIMINGS_NAME = "timings.json"
 
 
-def metric_entry(test: str, order: int, result: Any, outcome: str, checks: list[dict[str, Any]],
-                 n_asked: int | None = None) -> dict[str, Any]:
+def metric_entry(test: str, order: int, result: Any, outcome: str, checks: list[dict[str, Any]]) -> dict[str, Any]:
     data = result.to_dict()
     data.pop("wall_time_s", None)
-    return {"test": test, "order": order, "outcome": outcome, "result": data, "checks": to_json_safe(list(checks)),
-            "n_asked": n_asked}
+    return {"test": test, "order": order, "outcome": outcome, "result": data, "checks": to_json_safe(list(checks))}
 
 
 def sort_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -264,8 +271,7 @@ def terminal_lines(report: dict[str, Any]) -> list[str]:
                           for c in e["checks"]) or "-"
         weights = "-" if not r.get("backbone") else ("calibrated" if r.get("calibrated") else "UNCALIBRATED")
         name = r["name"] + (" (baseline)" if (r.get("extra") or {}).get("evaluated") == "baseline" else "")
-        n = str(r["n"]) if e.get("n_asked") in (None, r["n"]) else f"{r['n']} of {e['n_asked']}"
-        table.append((test, name, _num(r["value"]), spread, n, gates, verdict, weights, row["reason"]))
+        table.append((test, name, _num(r["value"]), spread, samples_used(r), gates, verdict, weights, row["reason"]))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -274,6 +280,10 @@ def terminal_lines(report: dict[str, Any]) -> list[str]:
                  + f"  ->  {summary['verdict'].upper()}")
     if any(not e["result"].get("calibrated", True) for e in report.get("metrics") or []):
         lines.append("WARNING: uncalibrated backbone weights were used: those numbers are for smoke tests only.")
+    short = [e for e in report.get("metrics") or [] if samples_used(e["result"]) != str(e["result"]["n"])]
+    if short:
+        lines.append(f"WARNING: {len(short)} result(s) rest on fewer samples than asked for (n shown as used/asked); "
+                     "lost: " + ", ".join(sorted({s for e in short for s in e["result"].get("lost_samples") or []})))
     return lines + missing_weights_lines(report, summary)
 
 
@@ -309,6 +319,12 @@ def missing_weights_lines(report: dict[str, Any], summary: dict[str, Any] | None
             if note and note not in notes:
                 notes.append(note)
     return lines + [f"  {note}" for note in notes]
+
+
+def samples_used(result: dict[str, Any]) -> str:
+    """``"n"``, or ``"used/asked"`` when a result lost samples (``"3/5"``)."""
+    n, asked = result["n"], result.get("n_requested")
+    return f"{n}/{asked}" if isinstance(asked, int) and (asked > n or result.get("lost_samples")) else str(n)
 
 
 def _num(x: Any) -> str:

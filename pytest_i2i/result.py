@@ -42,6 +42,11 @@ class MetricResult:
         wall_time_s: seconds spent computing the result.
         warnings: human-readable warnings recorded while computing (e.g. rank-deficient covariance).
         extra: metric-specific data that is serialisable to JSON.
+        n_requested: number of samples asked for (default ``n``). It exceeds ``n`` when some were
+            lost before the metric saw them, e.g. samples the generator produced no valid output
+            for: the value then rests on ``n`` of ``n_requested`` samples, and gates fail unless
+            told to accept it (``allow_lost_samples``, ``--i2i-allow-lost-samples``).
+        lost_samples: names of the samples asked for and not used (why: in ``warnings``).
 
     ``float(result)`` gives ``value``; ``<, <=, >, >=, ==`` compare ``value`` with numbers and
     never change the result. Gates (:func:`pytest_i2i.assert_metric`) record their verdicts for
@@ -64,9 +69,18 @@ class MetricResult:
     wall_time_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    n_requested: int | None = None
+    lost_samples: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.value = float(self.value)
+        self.lost_samples = [str(s) for s in self.lost_samples]
+        if self.n_requested is None:
+            self.n_requested = self.n + len(self.lost_samples)
+        if self.n_requested < self.n:
+            from pytest_i2i.errors import I2IInputError
+
+            raise I2IInputError(f"{self.name}: n_requested={self.n_requested} is smaller than n={self.n}")
         if self.ci is not None:
             self.ci = (float(self.ci[0]), float(self.ci[1]))
         if not self.calibrated and UNCALIBRATED_WARNING not in self.warnings:
@@ -74,6 +88,20 @@ class MetricResult:
 
     def __float__(self) -> float:
         return self.value
+
+    @property
+    def complete(self) -> bool:
+        """Whether the value rests on every sample asked for (``n == n_requested``, none lost)."""
+        return self.n >= (self.n_requested or 0) and not self.lost_samples
+
+    def lost_description(self, k: int = 10) -> str:
+        """``"2 of 5 samples asked for were not used: a, b"`` (the first ``k`` names), ``""`` if none was lost."""
+        if self.complete:
+            return ""
+        missing = (self.n_requested or 0) - self.n
+        names = ", ".join(self.lost_samples[:k]) + (", ..." if len(self.lost_samples) > k else "")
+        return (f"{missing} of {self.n_requested} samples asked for were not used"
+                + (f": {names}" if names else ""))
 
     def _other(self, other: object) -> float | None:
         if isinstance(other, MetricResult):
@@ -114,7 +142,7 @@ class MetricResult:
             parts.append(f"{int(round((self.confidence or 0) * 100))}% CI [{_fmt(self.ci[0])}, {_fmt(self.ci[1])}]")
         if self.std is not None:
             parts.append(f"std={_fmt(self.std)}")
-        parts.append(f"n={self.n}")
+        parts.append(f"n={self.n}" if self.complete else f"n={self.n} of {self.n_requested}")
         if self.backbone:
             parts.append(f"backbone={self.backbone}")
         if not self.calibrated:

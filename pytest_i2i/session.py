@@ -32,9 +32,6 @@ class I2ISession:
         #: the metrics each test asked for (its metric fixtures), so a test skipped before computing
         #: anything is still listed under its metric
         self.test_metrics: dict[str, list[str]] = {}
-        #: samples a metric was asked to score per (test, position), when the session chose them
-        #: (a metric fixture called without arguments scores the whole dataset)
-        self.asked: dict[tuple[str, int], int] = {}
         #: backbone -> {"file", "message", "tests"}: weights that were missing or refused, reported once
         self.missing_weights: dict[str, dict[str, Any]] = {}
         self._provenance: dict[str, dict[str, str] | None] = {}
@@ -100,7 +97,8 @@ class I2ISession:
                 mode=opts.generator_mode, seed=opts.seed, device=opts.device, trust=opts.trust_checkpoint,
                 hasher=store.file_sha256)
             result, provenance = cached_generate(ds.inputs(), texts, load=lambda: getattr(self, attr),
-                                                 options=key, store=store, batch_size=opts.batch_size)
+                                                 options=key, store=store, batch_size=opts.batch_size,
+                                                 timeout_s=opts.generation_timeout)
         self._provenance[attr] = provenance
         return result
 
@@ -152,6 +150,12 @@ class I2ISession:
             views[key] = None if texts is None else [texts[i] for i in ok]
         return views
 
+    def lost_samples(self, *, baseline: bool = False) -> tuple[int, dict[str, str]]:
+        """``(samples asked for, {uid: why it has no output})`` of the model's (or the baseline's) outputs."""
+        outputs = self.baseline_outputs if baseline else self.outputs
+        uids = self.dataset.uids
+        return len(uids), {uids[i]: msg for i, msg in sorted(outputs.errors.items())}
+
     def default_args(self, metric: str, *, baseline: bool = False) -> tuple[Any, ...]:
         """What a metric fixture called without arguments evaluates: the model's (or the baseline's)
         outputs on the dataset and whatever else the metric compares (its ``MetricSpec.args``:
@@ -167,10 +171,8 @@ class I2ISession:
         return tuple(v[role] for role in spec.args)
 
     # -- records ---------------------------------------------------------------------------------
-    def record(self, nodeid: str, result: MetricResult, *, asked: int | None = None) -> None:
+    def record(self, nodeid: str, result: MetricResult) -> None:
         self.records.setdefault(nodeid, []).append(result)
-        if asked is not None:
-            self.asked[(nodeid, len(self.records[nodeid]) - 1)] = asked
 
     def note_metric(self, nodeid: str, name: str) -> None:
         """``nodeid`` uses metric ``name`` (listed in the reports even when it computes nothing)."""
@@ -237,18 +239,21 @@ class BoundMetric:
 
     def on_baseline(self, **kwargs: Any) -> MetricResult:
         """The metric on the baseline's outputs (``--i2i-baseline``), the counterpart of ``metric()``."""
-        __tracebackhide__ = True
-        result = self._call(self.session.default_args(self.name, baseline=True), kwargs,
-                            asked=len(self.session.dataset))
-        result.extra["evaluated"] = "baseline"
-        return result
+        __tracebackhide__ = True  # pytest shows the test's line and the message, not this method
+        return self._evaluate(self.session.default_args(self.name, baseline=True), kwargs, baseline=True)
 
     def __call__(self, *args: Any, **kwargs: Any) -> MetricResult:
         __tracebackhide__ = True
-        return self._call(args or self.session.default_args(self.name), kwargs, asked=None if args else
-                          len(self.session.dataset))
+        if not args:
+            return self._evaluate(self.session.default_args(self.name), kwargs, baseline=False)
+        return self._evaluate(args, kwargs, baseline=None)
 
-    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any], asked: int | None = None) -> MetricResult:
+    def _evaluate(self, args: tuple[Any, ...], kwargs: dict[str, Any], *, baseline: bool | None) -> MetricResult:
+        """The metric on ``args``; ``baseline`` says whose session outputs they are (``None``: the
+        caller's own data). On session outputs the result counts the samples asked for and names
+        those without an output; unless ``--i2i-allow-lost-samples``, a result that lost samples
+        fails the test here, so no verdict (a gate or a plain ``assert``) rests on fewer samples
+        than it claims."""
         __tracebackhide__ = True
         from pytest_i2i.errors import WeightsError
 
@@ -276,8 +281,26 @@ class BoundMetric:
             # one line per test; the full message (files, places searched, how to install) is in the
             # session summary, once per backbone
             pytest.skip(f"{self.name}: {str(e).splitlines()[0]} (how to install: the pytest-i2i summary)")
-        self.session.record(self.nodeid, result, asked=asked)
-        self.record_property(f"i2i.{self.name}", result.value)
+        if baseline is not None:
+            result.n_requested, lost = self.session.lost_samples(baseline=baseline)
+            result.lost_samples = list(lost)
+            if lost:
+                result.warnings.append(lost_samples_warning(result.n, result.n_requested, lost,
+                                                            "baseline" if baseline else "model"))
+            if baseline:
+                result.extra["evaluated"] = "baseline"
+        self.session.record(self.nodeid, result)
+        suffix = ".baseline" if baseline else ""
+        self.record_property(f"i2i.{self.name}{suffix}", result.value)
+        self.record_property(f"i2i.{self.name}{suffix}.n", result.n)
+        self.record_property(f"i2i.{self.name}{suffix}.n_requested", result.n_requested)
+        if not result.complete:
+            self.record_property(f"i2i.{self.name}{suffix}.lost_samples", ", ".join(result.lost_samples))
+            if not self.session.options.allow_lost_samples:
+                pytest.fail(f"{self.name}: {result.lost_description()}; they have no valid output "
+                            f"({'; '.join(result.warnings[-1:])}). A value on the other {result.n} would claim "
+                            "more than the data shows: fix the generator or the data, or pass "
+                            "--i2i-allow-lost-samples to evaluate the samples that generated", pytrace=False)
         return result
 
     def _chosen_weights(self, call_kwargs: dict[str, Any]) -> str | None:
@@ -289,3 +312,12 @@ class BoundMetric:
 
     def __repr__(self) -> str:
         return f"<i2i metric fixture {self.name}>"
+
+
+def lost_samples_warning(n: int, n_requested: int, lost: dict[str, str], whose: str = "model", k: int = 10) -> str:
+    """The warning a result computed on fewer samples than asked for carries: counts and, for the
+    first ``k`` lost samples, why (the generator's error)."""
+    items = list(lost.items())
+    why = "; ".join(f"{uid}: {msg}" for uid, msg in items[:k]) + ("; ..." if len(items) > k else "")
+    return (f"computed on {n} of {n_requested} samples: the {whose} produced no valid output for "
+            f"{len(items)} ({why})")

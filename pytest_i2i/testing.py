@@ -118,6 +118,36 @@ def layout_kwargs() -> dict[str, Any]:
     return {"backbone": TINY_VIT, "weights": "random", "variant": "within"}
 
 
+#: a DreamSim encoder of two tiny branches (timm's ViT-Ti/16 and :data:`TINY_CLIP`'s vision tower)
+#: at 64 px, random weights only
+TINY_DREAMSIM = "test-tiny-dreamsim"
+
+
+def register_tiny_dreamsim() -> None:
+    """Register :data:`TINY_DREAMSIM` (idempotent). Its weights are always ``"random"``."""
+    from pytest_i2i.backbones.registry import list_backbones, register_backbone
+
+    register_test_backbones()
+    with _REGISTER_LOCK:
+        if TINY_DREAMSIM in list_backbones():
+            return
+        from pytest_i2i.backbones.dreamsim import dreamsim_spec
+        from pytest_i2i.backbones.dreamsim_model import Branch
+        from pytest_i2i.backbones.weights import PretrainedCfg, WeightsFile
+
+        branches = (Branch("dino", "vit_tiny_patch16_224", model_kwargs=(("img_size", 64),)),
+                    Branch("clip", "i2i-test-tiny-clip", member="tiny_clip.pth.tar"))
+        register_backbone(dreamsim_spec(
+            TINY_DREAMSIM, branches, pretrained=PretrainedCfg((WeightsFile("test-tiny-dreamsim.zip"),)),
+            lora_dir="tiny_lora", has_dino=False, description="a tiny DreamSim encoder for tests (random weights)",
+            input_size=(64, 64)), overwrite=True)
+
+
+def dreamsim_kwargs() -> dict[str, Any]:
+    register_tiny_dreamsim()
+    return {"backbone": TINY_DREAMSIM, "weights": "random"}
+
+
 # -- the battery -------------------------------------------------------------------------------------
 def applies(spec: MetricSpec, prop: str) -> bool:
     """Whether ``prop`` (one of :data:`PROPERTIES`) applies to the metric."""

@@ -25,7 +25,9 @@ import pytest
 import torch
 from PIL import Image
 
-from pytest_i2i import l1, load_dataset, load_images
+import pytest_i2i
+from pytest_i2i import l1, load_dataset, load_generator, load_images
+from pytest_i2i.metrics.functional.frechet import load_stats
 from pytest_i2i.errors import DatasetError, I2IError, I2IInputError, UnsafePathError
 
 
@@ -463,6 +465,225 @@ def case_dataset_folder_non_utf8_name(tmp):
     return lambda: load_dataset(tmp / "data"), Raises(DatasetError, ("caf\\xe9.png", "UTF-8"))
 
 
+# -- public arguments (issue 19): every one checked, by name, before any work ----------------------
+PAIR = (torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0)),
+        torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1)))
+
+
+def argument_case(name, metric, kwargs, fragments):
+    def make(tmp):
+        return lambda: metric(*PAIR, **kwargs), Raises(I2IInputError, fragments)
+
+    make.__name__ = f"case_{name}"
+    return case(make)
+
+
+for _name, _metric, _kwargs, _fragments in [
+    ("confidence_as_string", l1, {"confidence": "0.95"}, ("confidence", "'0.95'")),
+    ("confidence_one", l1, {"confidence": 1.0}, ("confidence", "(0, 1)")),
+    ("confidence_nan", l1, {"confidence": float("nan")}, ("confidence", "nan")),
+    ("n_resamples_zero", l1, {"n_resamples": 0}, ("n_resamples", ">= 2")),
+    ("n_resamples_one", l1, {"n_resamples": 1}, ("n_resamples", ">= 2")),
+    ("seed_negative", l1, {"seed": -1}, ("seed", "-1")),
+    ("seed_huge", l1, {"seed": 2**64}, ("seed", str(2**64))),
+    ("batch_size_float", l1, {"batch_size": 2.0}, ("batch_size", "2.0")),
+    ("batch_size_zero", l1, {"batch_size": 0}, ("batch_size", ">= 1")),
+    ("batch_size_bool", l1, {"batch_size": True}, ("batch_size", "True")),
+    ("value_range_infinite", l1, {"value_range": (0.0, float("inf"))}, ("value_range", "finite")),
+    ("value_range_nan", l1, {"value_range": (float("nan"), 1.0)}, ("value_range",)),
+    ("value_range_reversed", l1, {"value_range": (1.0, 0.0)}, ("value_range", "low must be < high")),
+    ("device_meta", l1, {"device": "meta"}, ("device", "meta")),
+    ("device_missing_cuda_index", l1, {"device": "cuda:97"}, ("device", "cuda:97")),
+    ("resize_unknown", l1, {"resize": "bogus"}, ("resize", "bogus")),
+    ("psnr_data_range_zero", pytest_i2i.psnr, {"data_range": 0}, ("data_range", "> 0")),
+    ("ssim_sigma_negative", pytest_i2i.ssim, {"sigma": -1.5}, ("sigma", "-1.5")),
+]:
+    argument_case(_name, _metric, _kwargs, _fragments)
+
+
+@case
+def case_kid_subsets_zero(tmp):
+    return lambda: pytest_i2i.kid(*PAIR, subsets=0, weights="random"), Raises(I2IInputError, ("subsets", ">= 1"))
+
+
+@case
+def case_kid_subset_size_negative(tmp):
+    return (lambda: pytest_i2i.kid(*PAIR, subset_size=-3, weights="random"),
+            Raises(I2IInputError, ("subset_size", "-3")))
+
+
+@case
+def case_inception_score_splits_zero(tmp):
+    return (lambda: pytest_i2i.inception_score(PAIR[0], splits=0, weights="random"),
+            Raises(I2IInputError, ("splits", ">= 1")))
+
+
+# -- tensors of unusual kinds ------------------------------------------------------------------------
+@case
+def case_meta_tensor(tmp):
+    return lambda: decode_all(torch.empty(3, 4, 4, device="meta")), Raises(I2IInputError, ("fakes", "meta tensor"))
+
+
+@case
+def case_nested_tensor(tmp):
+    nested = torch.nested.nested_tensor([torch.rand(3, 4, 4), torch.rand(3, 5, 5)])
+    return lambda: decode_all(nested), Raises(I2IInputError, ("fakes", "nested tensor"))
+
+
+@case
+def case_sparse_tensor_read_by_value(tmp):
+    dense = torch.zeros(3, 4, 5)
+    dense[0, 1, 2], dense[2, 3, 4] = 0.5, 1.0
+    return lambda: decode_all(dense.to_sparse()), Converted([dense])
+
+
+@case
+def case_quantized_tensor_dequantized(tmp):
+    x = torch.rand(3, 4, 4, generator=torch.Generator().manual_seed(2))
+    q = torch.quantize_per_tensor(x, scale=1 / 255, zero_point=0, dtype=torch.quint8)
+    return lambda: decode_all(q), Converted([q.dequantize()])
+
+
+@case
+def case_pil_mode_La(tmp):
+    la = np.zeros((2, 3, 2), dtype=np.uint8)
+    la[..., 0], la[..., 1] = 100, 255  # opaque: the premultiplied gray equals the gray
+    im = Image.fromarray(la, "LA").convert("La")
+    expected = torch.full((3, 2, 3), np.float32(100) / np.float32(255), dtype=torch.float32)
+    return lambda: decode_all(im), Converted([expected])
+
+
+# -- paths that are not regular files: refused by stat, never opened (no hang) ---------------------
+def fifo(tmp, name):
+    path = tmp / name
+    os.mkfifo(path)
+    return path
+
+
+@case
+def case_fifo_named_png(tmp):
+    p = fifo(tmp, "pipe.png")
+    return lambda: decode_all(p), Raises(I2IInputError, ("pipe.png", "not a regular file", "FIFO"))
+
+
+@case
+def case_character_device_as_image(tmp):
+    return lambda: decode_all("/dev/null"), Raises(I2IInputError, ("/dev/null", "not a regular file",
+                                                                   "character device"))
+
+
+@case
+def case_dangling_symlink_image(tmp):
+    (tmp / "link.png").symlink_to(tmp / "gone.png")
+    return lambda: decode_all(tmp / "link.png"), Raises(I2IInputError, ("link.png", "dangling symbolic link"))
+
+
+@case
+def case_fifo_dataset(tmp):
+    p = fifo(tmp, "manifest.csv")
+    return lambda: load_dataset(p), Raises(I2IInputError, ("manifest.csv", "not a regular file"))
+
+
+@case
+def case_fifo_statistics_file(tmp):
+    p = fifo(tmp, "stats.npz")
+    return lambda: load_stats(p), Raises(I2IInputError, ("stats.npz", "not a regular file"))
+
+
+@case
+def case_fifo_generator_file(tmp):
+    p = fifo(tmp, "g.pth")
+    return lambda: load_generator(p, arch="pix2pix-unet256"), Raises(I2IInputError, ("g.pth", "not a regular file"))
+
+
+@case
+def case_fifo_judgment_file(tmp):
+    from pytest_i2i.validation.judgments.format import read_text
+
+    p = fifo(tmp, "ratings.json")
+    return lambda: read_text(p), Raises(I2IInputError, ("ratings.json", "not a regular file"))
+
+
+# -- statistics files (FID): a Gaussian's, or refused ------------------------------------------------
+def stats_file(tmp, **arrays):
+    path = tmp / "stats.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+@case
+def case_statistics_zero_d_mu(tmp):
+    p = stats_file(tmp, mu=np.float64(1.0), sigma=np.eye(2))
+    return lambda: load_stats(p), Raises(I2IInputError, ("stats.npz", "mu", "1-D"))
+
+
+@case
+def case_statistics_negative_identity_sigma(tmp):
+    """The review's probe: sigma = -I gave FID 0.0."""
+    p = stats_file(tmp, mu=np.zeros(3), sigma=-np.eye(3))
+    return lambda: load_stats(p), Raises(I2IInputError, ("stats.npz", "not positive semi-definite"))
+
+
+@case
+def case_statistics_asymmetric_sigma(tmp):
+    p = stats_file(tmp, mu=np.zeros(2), sigma=np.array([[1.0, 0.9], [0.0, 1.0]]))
+    return lambda: load_stats(p), Raises(I2IInputError, ("stats.npz", "not symmetric"))
+
+
+@case
+def case_statistics_indefinite_sigma(tmp):
+    p = stats_file(tmp, mu=np.zeros(2), sigma=np.array([[1.0, 2.0], [2.0, 1.0]]))  # eigenvalues 3 and -1
+    return lambda: load_stats(p), Raises(I2IInputError, ("stats.npz", "smallest eigenvalue -1"))
+
+
+@case
+def case_statistics_shape_mismatch(tmp):
+    p = stats_file(tmp, mu=np.zeros(3), sigma=np.eye(2))
+    return lambda: load_stats(p), Raises(I2IInputError, ("stats.npz", "(3, 3)", "(2, 2)"))
+
+
+@case
+def case_statistics_pickled_object(tmp):
+    p = tmp / "stats.npz"
+    np.savez(p, mu=np.array([{"a": 1}], dtype=object), sigma=np.eye(1))
+    return lambda: load_stats(p), Raises(I2IInputError, ("stats.npz", "not a readable .npz"))
+
+
+@case
+def case_frechet_distance_negative_sigma(tmp):
+    from pytest_i2i.metrics.functional.frechet import frechet_distance
+
+    return (lambda: frechet_distance(np.zeros(2), -np.eye(2), np.zeros(2), np.eye(2)),
+            Raises(I2IInputError, ("sigma1",)))
+
+
+# -- checkpoints: the decompression-bomb guard reads only the zip directory ---------------------------
+def zip_bomb(path, mib):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        with z.open("archive/data/0", "w", force_zip64=True) as member:
+            block = bytes(2**20)
+            for _ in range(mib):  # zeros deflate ~1000:1
+                member.write(block)
+    return path
+
+
+@case
+def case_generator_checkpoint_decompression_bomb(tmp):
+    p = zip_bomb(tmp / "bomb.pt", 160)
+    return (lambda: load_generator(p, arch="pix2pix-unet256"),
+            Raises(I2IInputError, ("bomb.pt", "decompression-bomb guard")))
+
+
+@case
+def case_weights_checkpoint_decompression_bomb(tmp):
+    from pytest_i2i.checkpoint import read_checkpoint
+
+    p = zip_bomb(tmp / "weights.pt", 100)
+    return (lambda: read_checkpoint(p, what="test weights"),
+            Raises(I2IInputError, ("weights.pt", "test weights", "decompression-bomb")))
+
 # -- the test --------------------------------------------------------------------------------------
 @pytest.fixture
 def alarm():
@@ -478,7 +699,7 @@ def alarm():
 
 
 def test_corpus_is_large_enough():
-    assert len(CASES) >= 30
+    assert len(CASES) > 80
 
 
 @pytest.mark.parametrize("name", list(CASES))

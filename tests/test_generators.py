@@ -399,7 +399,7 @@ def test_bad_files_name_the_file(tmp_path, archs):
             load_generator(path, arch=TINY)
         assert str(path) in str(info.value), name
     for path in (tmp_path / "missing.pth", tmp_path):
-        with pytest.raises(I2IInputError, match="does not exist|not a file") as info:
+        with pytest.raises(I2IInputError, match="does not exist|not a regular file") as info:
             load_generator(path)
         assert str(path) in str(info.value)
     tensor_only = tmp_path / "tensor.pth"

@@ -88,7 +88,7 @@ def test_autometrics_duplicate_key_and_directions(tmp_path):
     (folder / "A.json").write_text('{"u1": {"LPIPS": 0.2, "DINO": 0.5, "CLIP_I": 0.9}}')
     s = load_scores(folder)
     assert s.higher_is_better == {"LPIPS": False, "DINO": True, "CLIP_I": True}
-    assert s.registry_names == {"DINO": "dino_image", "CLIP_I": "clip_image"}  # from the metric registry
+    assert s.registry_names == {"LPIPS": "lpips", "DINO": "dino_image", "CLIP_I": "clip_image"}  # the registry
     (folder / "A.json").write_text('{"u1": {"LPIPS": 0.2}, "u1": {"LPIPS": 0.3}}')
     with pytest.raises(JudgmentError, match=r"A.json: duplicate key 'u1'"):
         load_scores(folder)

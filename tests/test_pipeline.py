@@ -73,6 +73,37 @@ def test_feature_statistics_with_workers_equal_the_in_process_pipeline(photo_fol
     assert (parallel.total == serial.total).all() and (parallel.outer == serial.outer).all()
 
 
+def test_channels_last_preparation_changes_the_memory_layout_not_the_values(photo_folders):
+    import dataclasses
+
+    from pytest_i2i.images.prepare import stack_prepared
+
+    img = load_images(photo_folders[0])[0]
+    flat = Preprocess((48, 40), "clean", center_crop=True, mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.25))
+    hwc = dataclasses.replace(flat, channels_last=True)
+    a, b = flat(img), hwc(img)
+    assert torch.equal(a, b) and a.is_contiguous() and not b.is_contiguous() and b.permute(1, 2, 0).is_contiguous()
+    batch = stack_prepared([b, b])
+    assert batch.is_contiguous(memory_format=torch.channels_last) and torch.equal(batch, torch.stack([a, a]))
+    assert stack_prepared([a, a]).is_contiguous() and torch.equal(stack_prepared([a, b]), torch.stack([a, a]))
+
+
+def test_channels_last_pipeline_features_equal_the_network_on_contiguous_batches(photo_folders,
+                                                                                 inception_weights_file):
+    """The FID Inception runs channels-last: the pipeline hands it batches laid out so (no conversion
+    pass); the features are bit-identical to the network on plainly stacked prepared images."""
+    images = load_images(sorted(photo_folders[0].iterdir())[:3], name="real")
+    bb = pytest_i2i.backbone("inception-fid", weights=inception_weights_file)
+    bb.memo.clear()
+    prep = bb.preprocess("clean")
+    assert prep.channels_last
+    plain = torch.stack([prep(images[i]).contiguous() for i in range(3)])
+    assert plain.is_contiguous()
+    expected = bb(plain)["pool3"]
+    pipeline.configure_pipeline(num_workers=0)
+    assert torch.equal(bb.features(images, resize="clean", batch_size=3)["pool3"], expected)
+
+
 def test_a_bad_image_in_a_worker_raises_the_same_error_naming_the_file(tmp_path, photo_folders):
     for p in sorted(photo_folders[0].iterdir()):
         (tmp_path / p.name).write_bytes(p.read_bytes())

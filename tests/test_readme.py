@@ -1,6 +1,7 @@
 """The README's commands work as written: the "On a fresh machine" blocks are taken from README.md
-(so this test cannot drift from it), must name the tools through ``.venv/bin/`` (a fresh shell has no
-activated venv) and run, minus the install steps, in a fresh folder. The main job's block is run by
+(so this test cannot drift from it), two blocks (main job, tests) and the two-folder ``i2i score``
+example, must name the tools through ``.venv/bin/`` (a fresh shell has no activated venv) and run,
+minus the install steps, in a fresh folder. The main job's block is run by
 ``tests/test_report_browser.py`` (which renders its report in Chromium); the test-suite block is this
 suite itself. Example outputs quoted in the README are compared with what the code prints.
 """
@@ -17,19 +18,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_fresh_machine_blocks_use_the_venv_and_install_first(readme_commands):
+    """Exactly two copy-paste blocks (the main job, the tests), each a fresh-machine install then its
+    command; the two-folder ``i2i score`` example after them uses the installed venv too."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text.split("\n## On a fresh machine\n", 1)[1].split("\n## ", 1)[0]
     raw = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
-    assert len(raw) == len(readme_commands) >= 3
+    assert len(raw) == 2 and len(readme_commands) == 3
     for block in raw:
         assert block.startswith("python3 -m venv .venv && .venv/bin/pip install -e "), block
         for command in block.split("&&")[2:]:
             assert command.strip().startswith(".venv/bin/"), f"not runnable in a fresh shell: {command.strip()}"
+    score = re.search(r"To score two\s+folders[^`]*`([^`]+)`", section).group(1)
+    assert all(c.strip().startswith(".venv/bin/i2i ") for c in score.split("&&")), score
     kinds = [" ".join([Path(block[0][0]).name, *block[0][1:4]]) for block in readme_commands]
     assert kinds == ["python -m pytest suites/model", "python -m pytest -n", "i2i samples i2i-samples"]
 
 
-def test_score_two_folders_block_runs(readme_commands, tmp_path):
+def test_score_two_folders_command_runs(readme_commands, tmp_path):
     block = readme_commands[2]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "I2I_"))}
     env.update(PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),

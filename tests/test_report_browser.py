@@ -21,8 +21,8 @@ pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the metrics the demo cannot compute offline without weights, and the one its images are too small for
-SKIPPED = ("clip_direction", "clip_image", "clip_text", "cmmd", "dino_image", "fd_vit", "fid", "inception_score",
-           "kid", "vit_patch_distance", "ms_ssim")
+SKIPPED = ("clip_direction", "clip_image", "clip_text", "cmmd", "dino_image", "dists", "dreamsim", "fd_vit", "fid",
+           "inception_score", "kid", "lpips", "vit_patch_distance", "ms_ssim")
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def demo_report(tmp_path_factory, readme_commands) -> Path:
     cmd += ["-p", "no:cacheprovider", "-q"]
     run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    assert "6 passed, 15 skipped" in run.stdout, run.stdout[-3000:]
+    assert "9 passed, 21 skipped" in run.stdout, run.stdout[-3000:]
     return out
 
 
@@ -73,7 +73,7 @@ def test_demo_report_in_chromium(demo_report, chromium, save_screenshot):
     assert driver.find_element(By.CSS_SELECTOR, "header.verdict .big").text == "PASSED"
     tiles = {t.find_element(By.TAG_NAME, "span").text: t.find_element(By.TAG_NAME, "b").text
              for t in driver.find_elements(By.CSS_SELECTOR, ".tile")}
-    assert tiles == {"passed": "6", "failed": "0", "skipped": "15", "errors": "0"}
+    assert tiles == {"passed": "9", "failed": "0", "skipped": "21", "errors": "0"}
     not_run = driver.find_element(By.CSS_SELECTOR, "ul.notrun").text
     missing = [m for m in SKIPPED if m not in not_run]
     assert not missing, f"the summary does not list {missing}:\n{not_run}"

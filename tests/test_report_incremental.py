@@ -198,27 +198,41 @@ def make():
 
 def test_generator_failing_on_some_batches(pytester, tmp_path):
     """With batch size 1 the 2nd sample's batch raises and the 3rd's is NaN: the sanity test fails
-    naming both samples, the metric tests run on the other samples, and the report completes."""
+    naming both samples, and so does the metric test (a value on 2 of 4 samples would claim more
+    than the data shows), unless --i2i-allow-lost-samples; the report completes and says n = 2 of 4."""
     import shutil
 
     pytester.makepyfile(faultygen=FAULTY_GENERATOR)
     suite = Path(__file__).resolve().parents[1] / "suites" / "model" / "test_model.py"
     shutil.copy(suite, pytester.path / "test_model.py")
     pytester.makepyprojecttoml("[tool.i2i.thresholds]\nl1 = 0.5\n")
-    report_dir = tmp_path / "report"
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--i2i-model=faultygen:make",
-                                           "--i2i-max-samples=4", "--i2i-batch-size=1",
-                                           f"--i2i-report={report_dir}", "-k", "valid_image or (fidelity_to_target and l1)")
-    result.assert_outcomes(passed=1, failed=1)
     from pytest_i2i.data import load_dataset
 
     uids = load_dataset(None, max_samples=4).uids
-    result.stdout.fnmatch_lines([f"*2 of 4 samples failed: {uids[1]}: *raised RuntimeError*synthetic failure*"])
-    result.stdout.fnmatch_lines([f"*{uids[2]}: *NaN*"])
-    data = _read_report(report_dir / REPORT)
-    assert data["status"] == "complete"
-    assert sorted(data["generation_errors"]) == sorted([uids[1], uids[2]])
-    (l1,) = data["metrics"]
-    assert l1["outcome"] == "passed" and l1["result"]["n"] == 2
-    assert l1["result"]["sample_names"] == [uids[0], uids[3]]
-    assert _short(data["tests"])["test_every_sample_generates_a_valid_image"] == "failed"
+    for allow in (False, True):
+        report_dir = tmp_path / f"report-{allow}"
+        result = pytester.runpytest_subprocess(
+            "-p", "no:cacheprovider", "--i2i-model=faultygen:make", "--i2i-max-samples=4", "--i2i-batch-size=1",
+            f"--i2i-report={report_dir}", "-k", "valid_image or (fidelity_to_target and l1)",
+            *(["--i2i-allow-lost-samples"] if allow else []), "-rA")
+        result.assert_outcomes(passed=int(allow), failed=2 - int(allow))
+        result.stdout.fnmatch_lines([f"*2 of 4 samples failed: {uids[1]}: *raised RuntimeError*synthetic failure*"])
+        result.stdout.fnmatch_lines([f"*{uids[2]}: *NaN*"])
+        if not allow:
+            result.stdout.fnmatch_lines([f"*l1: 2 of 4 samples asked for were not used: {uids[1]}, {uids[2]}*"
+                                         "--i2i-allow-lost-samples*"])
+        result.stdout.fnmatch_lines(["*test_fidelity_to_target*l1*2/4*"])  # the terminal table: used/asked
+        data = _read_report(report_dir / REPORT)
+        assert data["status"] == "complete"
+        assert sorted(data["generation_errors"]) == sorted([uids[1], uids[2]])
+        (l1,) = data["metrics"]
+        assert l1["outcome"] == ("passed" if allow else "failed")
+        assert l1["result"]["n"] == 2 and l1["result"]["n_requested"] == 4
+        assert l1["result"]["lost_samples"] == [uids[1], uids[2]]
+        assert l1["result"]["sample_names"] == [uids[0], uids[3]]
+        assert any("computed on 2 of 4 samples" in w for w in l1["result"]["warnings"])
+        if allow:  # the gate ran, allowed by the option, and its check says what it rested on
+            (check,) = l1["checks"]
+            assert check["passed"] and check["n"] == 2 and check["n_requested"] == 4
+        assert _short(data["tests"])["test_every_sample_generates_a_valid_image"] == "failed"
+        assert "2/4" in (report_dir / "index.html").read_text()

@@ -53,9 +53,9 @@ def synthetic_report(baseline: bool = False) -> dict:
                "confidence": 0.95}
     gate_bad = {"op": "<=", "threshold": 0.1, "passed": False, "gate": "bootstrap bound", "bound": 0.24,
                 "confidence": 0.95}
-    entries = [metric_entry("t.py::test_ssim", 0, ssim, "passed", [gate_ok], 8),
-               metric_entry("t.py::test_l1", 0, l1, "failed", [gate_bad], 8),
-               metric_entry("t.py::test_psnr", 0, psnr, "skipped", [], 8)]
+    entries = [metric_entry("t.py::test_ssim", 0, ssim, "passed", [gate_ok]),
+               metric_entry("t.py::test_l1", 0, l1, "failed", [gate_bad]),
+               metric_entry("t.py::test_psnr", 0, psnr, "skipped", [])]
     tests = {
         "t.py::test_ssim": {"outcome": "passed", "metrics": ["ssim"]},
         "t.py::test_l1": {"outcome": "failed", "metrics": ["l1"],
@@ -75,8 +75,8 @@ def synthetic_report(baseline: bool = False) -> dict:
         old = _ssim([0.95, 0.85, 0.9, 0.9, 0.96, 0.9, 0.8, 0.93], evaluated="baseline")
         reg = {"op": ">=", "threshold": -0.0, "passed": False, "gate": "no regression (paired bootstrap)",
                "bound": -0.12, "confidence": 0.95}
-        entries += [metric_entry("t.py::test_noreg", 0, _ssim(ssim.per_sample), "failed", [reg], 8),
-                    metric_entry("t.py::test_noreg", 1, old, "failed", [], 8)]
+        entries += [metric_entry("t.py::test_noreg", 0, _ssim(ssim.per_sample), "failed", [reg]),
+                    metric_entry("t.py::test_noreg", 1, old, "failed", [])]
         tests["t.py::test_noreg"] = {"outcome": "failed", "metrics": ["ssim"], "message": "gate failed: ssim: paired"}
     else:
         tests["t.py::test_noreg"] = {"outcome": "skipped", "metrics": ["ssim"], "reason": "no --i2i-baseline given"}
@@ -205,6 +205,30 @@ def test_partial_runs_say_so(tmp_path, status):
     page = _page(tmp_path, report)
     assert f"run {status}" in page and summarize(report)["verdict"] == status
     assert image_path(tmp_path / "images", "a", "output").is_file()
+
+
+def test_lost_samples_show_as_used_of_asked_with_why(tmp_path):
+    """A result that lost samples (issue 19's ``n_requested`` / ``lost_samples``) reads n as used/asked
+    in the terminal table and in the page's table, and its section names each lost sample with the
+    generator's error."""
+    report = synthetic_report()
+    entry = next(e for e in report["metrics"] if e["result"]["name"] == "l1")
+    lost = _ssim([0.1, 0.3, 0.05, 0.2, 0.12, 0.4], name="l1", higher=False)
+    lost.lost_samples = ["g", "h"]
+    lost.n_requested = 8
+    entry["result"] = metric_entry("t.py::test_l1", 0, lost, "failed", [])["result"]
+    report["generation_errors"] = {"g": "RuntimeError: synthetic failure", "h": "output is NaN"}
+    row = next(line for line in terminal_lines(report) if line.startswith("test_l1"))
+    assert " 6/8 " in row
+    page = _page(tmp_path, report)
+    overview = page[page.index("id='metrics'"):page.index("id='per-metric'")]
+    assert "<td class='num'>6/8</td>" in overview
+    section = page[page.index("id='m0-l1'"):page.index("id='m1-ssim'")]
+    assert "n = 6 of 8 asked for: 2 samples lost" in section
+    assert "<b>g</b>: RuntimeError: synthetic failure" in section and "<b>h</b>: output is NaN" in section
+    # the complete results read n alone
+    assert "<td class='num'>8</td>" in overview and "lost" not in page[page.index("id='m1-ssim'"):
+                                                                        page.index("id='samples'")]
 
 
 def test_metric_with_maps_shows_heat_maps_on_one_scale(tmp_path):

@@ -21,7 +21,7 @@ LOG = DEMO / "TRAINING_LOG.txt"
 ARCH = "pix2pix-unet128-ngf8"
 
 # a few steps of a very narrow model: enough to see determinism and a falling L1 in seconds
-TINY = TrainConfig(steps=80, steps_per_epoch=20, batch_size=2, ngf=4, ndf=4, seed=3)
+TINY = TrainConfig(steps=80, steps_per_epoch=20, batch_size=2, ngf=4, ndf=4, seed=3, threads=1)
 
 
 def _state(result: TrainResult) -> dict[str, torch.Tensor]:
@@ -44,7 +44,7 @@ def test_training_is_deterministic_and_lowers_l1() -> None:
 def test_cli_writes_checkpoint_and_log(tmp_path: Path) -> None:
     out = tmp_path / "g.pth"
     argv = ["--out", str(out), "--steps", "2", "--steps-per-epoch", "1", "--batch-size", "1", "--ngf", "4",
-            "--ndf", "4"]
+            "--ndf", "4", "--threads", "1"]
     assert main(argv) == 0
     log = (tmp_path / "TRAINING_LOG.txt").read_text()
     assert "command: python -m pytest_i2i.generators.train_pix2pix " + " ".join(argv) in log

@@ -108,10 +108,10 @@ def test_constant_metric_is_null_with_reason_and_exit_1(edit_set, tmp_path, caps
 
 def test_uid_mismatch_between_scores_and_judgments_is_reported(edit_set, tmp_path):
     scores = tmp_path / "other.csv"
-    scores.write_text("item,model,LPIPS\nzzz.png,A,0.1\nyyy.png,B,0.2\n")
-    with pytest.raises(JudgmentError, match="direction of metric 'LPIPS' unknown"):  # a CSV: no format directions
+    scores.write_text("item,model,MyDist\nzzz.png,A,0.1\nyyy.png,B,0.2\n")
+    with pytest.raises(JudgmentError, match="direction of metric 'MyDist' unknown"):  # a CSV: no format directions
         validate([edit_set, scores], tmp_path / "r", n_resamples=100)
-    report = validate([edit_set, scores], tmp_path / "r", n_resamples=100, directions={"LPIPS": False})
+    report = validate([edit_set, scores], tmp_path / "r", n_resamples=100, directions={"MyDist": False})
     assert any("no value for any judged" in p["reason"] for p in report["problems"])
     # the scores are bound to the only set: uids it does not have are named, with the file
     assert any("not in the ratings" in p["reason"] and "zzz.png" in p["reason"] and "other.csv" in p["reason"]

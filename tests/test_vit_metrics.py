@@ -21,7 +21,7 @@ from pytest_i2i.errors import I2IInputError, UnknownNameError, WeightsNotFound
 from pytest_i2i.images import load_images, resize_batch, sample_images
 from pytest_i2i.metrics.functional.frechet import frechet_distance
 from pytest_i2i.metrics.functional.similarity import MAP_EPS, cosine_similarity
-from pytest_i2i.metrics.functional.vit import patch_distance_map, pool_distance_map
+from pytest_i2i.metrics.functional.feature_map import layer_distance_map, pool_distance_map
 
 timm = pytest.importorskip("timm")
 
@@ -194,7 +194,7 @@ def test_timm_family_builds_any_timm_model(photos, tmp_path, monkeypatch):
     r = pytest_i2i.vit_patch_distance(photos[:2], photos[2:4], backbone=bb)
     _, patches_b = direct_features(direct_model, photos[2:4], mean=(0.5,) * 3, std=(0.5,) * 3)
     assert r.extra["grid"] == [14, 14] and r.calibrated is False
-    np.testing.assert_allclose(r.per_sample, (1 - cos(patches, patches_b)).mean((1, 2)).numpy(), rtol=0, atol=TOL)
+    np.testing.assert_allclose(r.per_sample, (2 - 2 * cos(patches, patches_b)).mean((1, 2)).numpy(), rtol=0, atol=TOL)
     torch.testing.assert_close(bb.features(load_images(photos[:2]))["cls"].double(), cls, rtol=0, atol=TOL)
 
     # the published file is looked up where huggingface_hub would have put it, by timm's HF id
@@ -243,9 +243,10 @@ def test_dino_image_equals_cosine_of_direct_cls_features(dino, direct, photos):
 
 
 def test_vit_patch_distance_equals_direct_patch_cosine_distance(dino, direct, photos):
+    """2 - 2 cos per patch: the squared distance of unit-normalised tokens (feature_map_distance on one layer)."""
     a, b = photos[:4], photos[4:]
     r = pytest_i2i.vit_patch_distance(a, b, backbone=dino, top_k_percent=10.0)
-    d = 1 - cos(direct_features(direct, a)[1], direct_features(direct, b)[1])  # (4, 14, 14)
+    d = 2 - 2 * cos(direct_features(direct, a)[1], direct_features(direct, b)[1])  # (4, 14, 14)
     flat = d.flatten(1)
     k = math.ceil(0.10 * 196)
     assert r.name == "vit_patch_distance" and not r.higher_is_better and r.extra["grid"] == [14, 14]
@@ -256,6 +257,9 @@ def test_vit_patch_distance_equals_direct_patch_cosine_distance(dino, direct, ph
     np.testing.assert_allclose(np.array(r.extra["maps"]), d.numpy(), rtol=0, atol=TOL)
     assert r.value == pytest.approx(float(flat.mean()), abs=TOL)
     assert pytest_i2i.MetricResult.from_json(r.to_json()).extra["maps"] == r.extra["maps"]
+    assert r.extra["layers"] == ["patch_tokens"]
+    same = pytest_i2i.feature_map_distance(a, b, backbone=dino, top_k_percent=10.0)  # one implementation
+    assert same.per_sample == r.per_sample and same.extra["maps"] == r.extra["maps"]
 
 
 def test_fd_vit_equals_frechet_distance_of_direct_cls_features(dino, direct, photos):
@@ -330,7 +334,7 @@ def test_pairs_of_different_sizes_are_recorded(dino, photos):
     r = pytest_i2i.vit_patch_distance(photos[:2], small, backbone=dino)
     notes = [w for w in r.warnings if "sizes differ" in w]
     assert len(notes) == 2 and "64x64 vs 48x40" in notes[0] and "224x224" in notes[0]
-    assert all(0 < v < 2 for v in r.per_sample)
+    assert all(0 < v < 4 for v in r.per_sample)
     same = pytest_i2i.vit_patch_distance(photos[:2], photos[2:4], backbone=dino)
     assert not any("sizes differ" in w for w in same.warnings)
 
@@ -368,11 +372,11 @@ def test_functional_cosine_and_distance_map_edge_cases():
     assert cosine_similarity(x, y, eps=MAP_EPS).tolist() == [-1.0, 0.0]  # feature maps: a zero vector gives 0
     with pytest.raises(I2IInputError, match="zero vectors"):  # global embeddings: a zero vector is an error
         cosine_similarity(x, y)
-    d = patch_distance_map(x.view(1, 1, 2, 2), y.view(1, 1, 2, 2))
-    assert d.shape == (1, 1, 2) and d.tolist() == [[[2.0, 1.0]]]
+    d = layer_distance_map(x.view(1, 1, 2, 2), y.view(1, 1, 2, 2))  # opposite: 2 - 2 cos = 4; zero vs unit: 1
+    assert d.shape == (1, 1, 2) and d.flatten().tolist() == pytest.approx([4.0, 1.0], abs=1e-9)
     with pytest.raises(I2IInputError, match="same shape"):
         cosine_similarity(x, y[:1])
-    with pytest.raises(I2IInputError, match=r"\(N, h, w, D\)"):
-        patch_distance_map(x, y)
+    with pytest.raises(I2IInputError, match=r"\(N, h, w, C\)"):
+        layer_distance_map(x, y)
     with pytest.raises(I2IInputError, match="NaN or Inf"):
         cosine_similarity(x, torch.full_like(y, float("nan")))

@@ -72,8 +72,8 @@ class Backbone:
         return self.spec.input_size
 
     def preprocess(self, resize: str | None = None) -> Preprocess:
-        """How images are brought to this backbone's input: centre crop (if the spec says so),
-        ``resize`` (default: the spec's) to ``input_size``, and the pretrained normalisation.
+        """How images are brought to this backbone's input: centre crop (if the spec says so, of
+        ``crop_pct``), ``resize`` (default: the spec's) to ``input_size``, and the pretrained normalisation.
 
         Raises:
             I2IInputError: an unknown resize mode.
@@ -81,7 +81,8 @@ class Backbone:
         from pytest_i2i.images.prepare import Preprocess
 
         return Preprocess(self.input_size, resize or self.spec.default_resize, self.spec.center_crop,
-                          self.spec.mean, self.spec.std)
+                          self.spec.mean, self.spec.std, self.spec.crop_pct,
+                          channels_last=bool(self.spec.channels_last))
 
     def text_key_parts(self) -> dict[str, Any]:
         """What, besides the text, determines a text embedding (key parts for :mod:`pytest_i2i.cache`)."""
@@ -92,10 +93,13 @@ class Backbone:
         from pytest_i2i.pipeline import autocast_dtype
 
         cast = autocast_dtype(self.device)
-        return {"backbone": self.name, "weights_sha256": self.weights_sha256, "resize": resize,
-                "input_size": list(self.input_size), "center_crop": bool(self.spec.center_crop),
-                "dtype": "float32" if cast is None else f"autocast-{cast}".replace("torch.", ""),
-                "device_type": self.device.type}
+        parts = {"backbone": self.name, "weights_sha256": self.weights_sha256, "resize": resize,
+                 "input_size": list(self.input_size), "center_crop": bool(self.spec.center_crop),
+                 "dtype": "float32" if cast is None else f"autocast-{cast}".replace("torch.", ""),
+                 "device_type": self.device.type}
+        if self.spec.center_crop and self.spec.crop_pct != 1.0:  # absent otherwise: existing keys stay valid
+            parts["crop_pct"] = float(self.spec.crop_pct)
+        return parts
 
     def __call__(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         """Features of a prepared batch (N, 3, H, W): images at ``input_size``, normalised as
@@ -111,14 +115,17 @@ class Backbone:
 
         from pytest_i2i.pipeline import autocast_dtype
 
+        from pytest_i2i.images.prepare import one_thread
+
         cast = autocast_dtype(self.device)
-        batch = batch.to(torch.float32)
-        if self.device.type == "cuda":
-            batch = batch.pin_memory().to(self.device, non_blocking=True)
-        else:
-            batch = batch.to(self.device)
-        if self.spec.channels_last:
-            batch = batch.contiguous(memory_format=torch.channels_last)
+        with one_thread():  # copies (none for a batch from stack_prepared): a parallel region only waits
+            batch = batch.to(torch.float32)
+            if self.device.type == "cuda":
+                batch = batch.pin_memory().to(self.device, non_blocking=True)
+            else:
+                batch = batch.to(self.device)
+            if self.spec.channels_last:
+                batch = batch.contiguous(memory_format=torch.channels_last)
         amp = torch.autocast("cuda", dtype=cast) if cast is not None else contextlib.nullcontext()
         with torch.inference_mode(), amp:
             out = self.model(batch)
@@ -233,10 +240,10 @@ class _FeatureRun:
         self.last_start = (self.n - 1) // batch_size * batch_size  # images from here on form the last chunk
         parts = bb.feature_key_parts(prep.resize)
         self.keyed = store is not None or memo is not None
-        self.key = lambda sha: feature_key(parts, sha)
+        self.key = lambda sha, i: feature_key(parts, sha, rows=self._rows(int(i >= self.last_start)))
 
-        def needed(sha: str) -> bool:  # also runs in DataLoader workers, on their copy of the memo
-            k = self.key(sha)
+        def needed(sha: str, i: int) -> bool:  # also runs in DataLoader workers, on their copy of the memo
+            k = self.key(sha, i)
             return not ((memo is not None and k in memo) or (store is not None and store.has(FEATURES, k)))
 
         self.stream = images.iter_prepared(prep, digest=self.keyed, needed=needed if self.keyed else None,
@@ -253,7 +260,7 @@ class _FeatureRun:
     def _read_one(self) -> None:
         item = next(self.stream)
         i = item.index
-        k = self.key(item.sha256) if self.keyed else None
+        k = self.key(item.sha256, i) if self.keyed else None
         self.keys[i] = k
         self.read += 1
         hit = self.memo.get(k) if self.memo is not None else None
@@ -268,16 +275,16 @@ class _FeatureRun:
                 self._forward(group)
 
     def _forward(self, group: int) -> None:
-        import torch
-
         from pytest_i2i.cache.features import FEATURES
         from pytest_i2i.cache.store import save_bundles
+        from pytest_i2i.images.prepare import one_thread, stack_prepared
 
         todo, self.pending[group][:] = list(self.pending[group]), []
-        out = self.bb._forward_rows(torch.stack([img for _, img in todo]), self._rows(group))
+        out = self.bb._forward_rows(stack_prepared([img for _, img in todo]), self._rows(group))
         # One copy per output and batch, rows as views: memo entries then live in a few large
         # blocks instead of many small chunks that fragment the heap as N grows.
-        computed = {name: v.detach().cpu().clone() for name, v in out.items()}
+        with one_thread():
+            computed = {name: v.detach().cpu().clone() for name, v in out.items()}
         fresh = {}
         for j, (i, _) in enumerate(todo):
             self.found[i] = {name: v[j] for name, v in computed.items()}

@@ -23,9 +23,10 @@ code from the file, so they are never accepted (convert them or use the hub copy
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -89,7 +90,8 @@ class ClipBackbone(Backbone):
     def tokenizer(self) -> Any:
         import open_clip
 
-        return open_clip.get_tokenizer(self.spec.model_name)
+        with optional_dependency(f"the tokenizer of open_clip model {self.spec.model_name}"):
+            return open_clip.get_tokenizer(self.spec.model_name)
 
     @property
     def context_length(self) -> int:
@@ -168,6 +170,23 @@ class _NoRandomInitNotice(logging.Filter):
         return not record.getMessage().startswith("No pretrained weights loaded for model")
 
 
+@contextlib.contextmanager
+def optional_dependency(what: str) -> Iterator[None]:
+    """Turn a missing package that open_clip imports on demand (``transformers`` for a SigLIP or
+    Hugging Face tokenizer, ``timm`` for timm towers, ...) into a :class:`MissingDependencyError`
+    naming the package and ``what`` needs it."""
+    from pytest_i2i.errors import MissingDependencyError
+
+    try:
+        yield
+    except MissingDependencyError:
+        raise
+    except ImportError as e:
+        package = getattr(e, "name", None) or str(e)
+        raise MissingDependencyError(f"{what} needs the package {package!r}, which is not installed "
+                                     f"(pip install {package.split('.')[0]}): {e}") from None
+
+
 def build_open_clip(model_name: str, quick_gelu: bool) -> nn.Module:
     """The open_clip architecture ``model_name`` without any weights (no download, ever)."""
     import open_clip
@@ -176,8 +195,9 @@ def build_open_clip(model_name: str, quick_gelu: bool) -> nn.Module:
     root = logging.getLogger()
     root.addFilter(quiet)
     try:
-        return open_clip.create_model(model_name, pretrained=None, force_quick_gelu=quick_gelu,
-                                      pretrained_image=False, pretrained_text=False)
+        with optional_dependency(f"open_clip model {model_name}"):
+            return open_clip.create_model(model_name, pretrained=None, force_quick_gelu=quick_gelu,
+                                          pretrained_image=False, pretrained_text=False)
     finally:
         root.removeFilter(quiet)
 

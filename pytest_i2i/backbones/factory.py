@@ -79,21 +79,43 @@ def backbone(
                 _LOADED[key] = _finish(spec, build_random, dev, f"random:seed={seed}", False, None, [])
             return _LOADED[key]
 
-    _recall_weight_hashes(spec, weights, weights_dir)
-    resolved = resolve_weights(name, spec.pretrained, weights, weights_dir=weights_dir, allow_download=allow_download)
-    key = (name, str(resolved.path), resolved.sha256, str(dev))
+    resolved, parts, sha, calibrated, warnings = _resolve_all(name, spec, weights, weights_dir, allow_download)
+    key = (name, str(resolved.path), sha, str(dev))
     with _LOCK:
         if key not in _LOADED:
             def build_pretrained() -> nn.Module:
                 model = spec.create()
+                if spec.load_weights is not None:
+                    spec.load_weights(model, resolved.path, {c: p.path for c, p in parts.items()})
+                    return model
                 target = spec.weights_target(model) if spec.weights_target else model
                 load_state_dict_file(target, resolved.path, what=f"backbone {name!r}",
                                      transform=spec.filter_state_dict)
                 return model
 
-            _LOADED[key] = _finish(spec, build_pretrained, dev, resolved.sha256, resolved.calibrated, resolved.path,
-                                   list(resolved.warnings))
+            _LOADED[key] = _finish(spec, build_pretrained, dev, sha, calibrated, resolved.path, warnings)
         return _LOADED[key]
+
+
+def _resolve_all(name: str, spec: BackboneSpec, weights, weights_dir, allow_download):
+    """The backbone's file and its components' files, with the sha256 that identifies them all (the
+    file's own sha256 when there are no components), their joint calibration and warnings."""
+    _recall_weight_hashes(spec, weights, weights_dir)
+    resolved = resolve_weights(name, spec.pretrained, weights, weights_dir=weights_dir, allow_download=allow_download)
+    parts = {}
+    for component in spec.components:
+        cspec = get_spec(component)
+        _recall_weight_hashes(cspec, None, weights_dir)
+        parts[component] = resolve_weights(component, cspec.pretrained, None, weights_dir=weights_dir,
+                                           allow_download=allow_download)
+    if not parts:
+        return resolved, parts, resolved.sha256, resolved.calibrated, list(resolved.warnings)
+    import hashlib
+
+    joined = "+".join([resolved.sha256] + [f"{c}:{p.sha256}" for c, p in parts.items()])
+    sha = hashlib.sha256(joined.encode()).hexdigest()
+    warnings = list(resolved.warnings) + [w for p in parts.values() for w in p.warnings]
+    return resolved, parts, sha, resolved.calibrated and all(p.calibrated for p in parts.values()), warnings
 
 
 def weights_unchanged(result: Any, weights: str | os.PathLike | None = None) -> bool:
@@ -111,11 +133,10 @@ def weights_unchanged(result: Any, weights: str | os.PathLike | None = None) -> 
         return True
     try:
         spec = get_spec(result.backbone)
-        _recall_weight_hashes(spec, weights, None)
-        resolved = resolve_weights(result.backbone, spec.pretrained, weights)
+        _, _, sha, calibrated, _ = _resolve_all(result.backbone, spec, weights, None, None)
     except Exception:  # noqa: BLE001 - any problem: recompute, and let the metric report it
         return False
-    return resolved.sha256 == result.weights_sha256 and resolved.calibrated == result.calibrated
+    return sha == result.weights_sha256 and calibrated == result.calibrated
 
 
 def _finish(spec, build, dev, sha, calibrated, path, warnings) -> Backbone:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_i2i.backbones.weights import PretrainedCfg
@@ -27,7 +28,9 @@ class BackboneSpec:
         pretrained: the published weights files.
         input_size: (H, W) the images are resized to before the forward pass.
         default_resize: the resize mode used when a metric is not told one.
-        outputs: names of the feature tensors ``forward`` returns.
+        outputs: names of the feature tensors ``forward`` returns; the first is the global
+            feature (used by the Fréchet distance by default). Outputs of shape (N, h, w, C),
+            channels last, are spatial feature maps (what ``feature_map_distance`` compares).
         description: one line for ``i2i backbones``.
         channels_last: run convolutions in channels-last memory format (faster for CNNs on CPU
             with oneDNN; results differ from contiguous layout only by float round-off, ~1e-6).
@@ -39,8 +42,16 @@ class BackboneSpec:
             (e.g. one that also encodes text).
         center_crop: crop the centre to the input aspect ratio before resizing (CLIP / timm
             evaluation preprocessing); otherwise the whole image is resized.
+        crop_pct: with ``center_crop``, the crop's side as a fraction of the largest centred
+            region (the ImageNet evaluation crop, e.g. 0.875 = 224/256); 1 keeps it whole.
         mean, std: the pretrained config's per-channel normalisation, applied by the image
             pipeline after resizing (``(x - mean) / std``); ``None``: the network takes [0, 1].
+        components: names of other registered backbones whose published weights this one is
+            built on, resolved by their own rules next to this one's file (e.g. DreamSim's DINO
+            base); the loaded backbone's ``weights_sha256`` then covers every file.
+        load_weights: ``(model, path, {component: path}) -> None`` loads the files into the model
+            (for published files that are not one state_dict, e.g. DreamSim's zip of base weights
+            and LoRA adapters); default: the file's state_dict, strictly, into ``weights_target``.
     """
 
     name: str
@@ -58,3 +69,6 @@ class BackboneSpec:
     center_crop: bool = False
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
+    components: tuple[str, ...] = ()
+    load_weights: Callable[[nn.Module, Path, dict[str, Path]], None] | None = None
+    crop_pct: float = 1.0

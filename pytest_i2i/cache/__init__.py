@@ -16,8 +16,10 @@ Enabling it
 
 What is keyed on what (every part hashed into the key, see :func:`make_key`)
 - image features: backbone name, weights sha256, resize mode, input size, centre crop, dtype,
-  device type, and the sha256 of the decoded image tensor (float32 (3, H, W) in [0, 1]) before
-  cropping and resizing;
+  device type, the sha256 of the decoded image tensor (float32 (3, H, W) in [0, 1]) before
+  cropping and resizing, and the number of images in the forward pass that computes it (kernels
+  pick their algorithm by batch size, so the last bits depend on it; see
+  :func:`pytest_i2i.cache.features.feature_key`);
 - CLIP text embeddings: backbone name, weights sha256, device type and the text;
 - generator outputs: checkpoint sha256, the declared generator options (architecture, input and
   output range, architecture kwargs), seed, device type, the input image's sha256 and its text;
@@ -55,14 +57,33 @@ row without a file is dropped.
 
 Concurrency and crash safety
 ----------------------------
-Writers write a temporary file in the entry's own folder, flush and ``fsync`` it, ``os.replace``
-it onto the final name (atomic on POSIX and Windows) and ``fsync`` the folder, so a reader sees
-either no entry or a complete one, also after a SIGKILL or power loss; leftover temporary files
-(``.tmp-*``) are never read and are removed by :meth:`Store.clear`. Several processes (pytest-xdist
+Writers write a temporary file in the entry's own folder and ``os.replace`` it onto the final
+name (atomic on POSIX and Windows), so a reader sees either no entry or a complete one, also
+after a writer is killed with SIGKILL; leftover temporary files (``.tmp-*``) are never read and
+are removed by :meth:`Store.clear`. Entries are not ``fsync``-ed: two ``fsync`` calls per entry
+(file and folder) cost about 10 ms on a local disk, a third of a ViT-B/32 forward pass per image
+on a CPU (``benchmarks/bench_pipeline_overhead.py``). A power loss can therefore leave an entry
+empty or partial; its checksum catches that on the next read, and it is dropped and recomputed
+like any damaged entry. Several processes (pytest-xdist
 workers, parallel CI jobs on one machine) may share one folder: two writers of the same key write
 the same bytes, and the last rename wins harmlessly; the index is SQLite in WAL mode with a busy
 timeout. The folder must be on a local file system (SQLite's WAL mode needs shared memory, which
 network file systems do not provide reliably).
+
+Shared caches (``I2I_CACHE_KEY``)
+---------------------------------
+The checksum above detects damage, not forgery: anyone who can write the folder can write an
+entry with a matching checksum (say, a results entry claiming SSIM 0.999 for a true 0.678, which
+a gate would then pass). A CI cache restored from shared storage (other branches, forks, pull
+requests) is such a folder. With ``I2I_CACHE_KEY`` set (a CI secret, never given to untrusted
+jobs), every entry is written with magic ``b"I2IS"`` and an HMAC-SHA256 under that key, bound to
+the entry's namespace and key, in place of the sha256; the remembered file hashes carry an HMAC
+too. Only entries that verify are read; unsigned entries, entries signed with another key and
+forged ones are ignored (one :class:`CacheWarning` per kind, left in place) and recomputed, and
+the recomputed value overwrites them signed. Without the key, signed entries are ignored the same
+way (they cannot be verified). What it does not protect: a job that holds the key can write any
+entry, so give it only to jobs whose results you trust; entries are authenticated, not secret;
+removing entries only costs recomputation.
 
 The test hook ``I2I_CACHE_TEST_SLEEP_BEFORE_RENAME`` (seconds) makes a writer sleep between
 writing its temporary file and the rename; it exists only so that the tests can kill a writer
@@ -83,6 +104,8 @@ if TYPE_CHECKING:
 
 ENV_CACHE_DIR = "I2I_CACHE_DIR"
 ENV_CACHE_MAX_SIZE = "I2I_CACHE_MAX_SIZE"
+#: the HMAC key of a shared cache (a CI secret): see "Shared caches" above
+ENV_CACHE_KEY = "I2I_CACHE_KEY"
 DEFAULT_MAX_SIZE = 2 * 10**9
 #: Bumped whenever the meaning of a key part or the way a cached value is computed changes.
 KEY_SCHEMA = 1
@@ -119,7 +142,7 @@ def parse_size(text: str | int, what: str = "cache size") -> int:
 
 
 _default: tuple[Path | None, int | None] | None = None
-_opened: dict[tuple[str, int], Store] = {}
+_opened: dict[tuple[str, int, bytes | None], Store] = {}
 
 
 def configure(cache_dir: str | os.PathLike | None, max_size: int | str | None = None) -> tuple | None:
@@ -160,12 +183,20 @@ def get_cache(cache_dir: str | os.PathLike | None = None, max_size: int | str | 
     if size == 0:
         return None
     root = Path(cache_dir).expanduser().absolute()
-    key = (str(root), size)
+    secret = cache_secret()
+    key = (str(root), size, secret)
     if key not in _opened:
         from pytest_i2i.cache.store import Store
 
-        _opened[key] = Store(root, max_size=size)
+        _opened[key] = Store(root, max_size=size, secret=secret)
     return _opened[key]
+
+
+def cache_secret() -> bytes | None:
+    """The HMAC key from ``$I2I_CACHE_KEY`` (UTF-8 bytes of the value, surrounding white space
+    dropped), or ``None`` when unset or empty (entries are then checksummed, not authenticated)."""
+    value = os.environ.get(ENV_CACHE_KEY, "").strip()
+    return value.encode() if value else None
 
 
 def make_key(**parts: object) -> str:
@@ -198,4 +229,4 @@ def _versions() -> dict[str, str | None]:
 
 
 __all__ = ["CacheWarning", "configure", "restore", "get_cache", "make_key", "parse_size",
-           "ENV_CACHE_DIR", "ENV_CACHE_MAX_SIZE", "DEFAULT_MAX_SIZE", "KEY_SCHEMA"]
+           "cache_secret", "ENV_CACHE_DIR", "ENV_CACHE_MAX_SIZE", "ENV_CACHE_KEY", "DEFAULT_MAX_SIZE", "KEY_SCHEMA"]

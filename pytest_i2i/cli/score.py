@@ -62,6 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="DataLoader worker processes that decode and resize image files "
                         "(default: $I2I_NUM_WORKERS, else 0 on <= 2 CPUs, else min(4, CPUs - 1))")
     s.add_argument("--json", dest="json_out", default=None, metavar="FILE", help="also write the results as JSON")
+    s.add_argument("--pair-by-position", action="store_true",
+                   help="pair REAL and FAKE folders by sorted position even when their file names differ "
+                        "(default: paired metrics pair files by name, and differing names are an error)")
     add_options(s, "cache_dir")
     s.set_defaults(run=_score)
 
@@ -72,6 +75,8 @@ def _score(args: argparse.Namespace) -> int:
     from pytest_i2i.errors import UnknownNameError
     from pytest_i2i.metrics.registry import list_metrics
 
+    if args.json_out:
+        check_json_path(Path(args.json_out))
     apply_cache_dir(args)
     known = list_metrics()
     if args.metrics is None:
@@ -92,11 +97,65 @@ def _score(args: argparse.Namespace) -> int:
         return _score_metrics(args, metrics)
 
 
+def check_json_path(path: Path) -> None:
+    """``--json FILE`` must be writable before any work: its folder exists and takes files."""
+    from pytest_i2i.errors import I2IInputError
+    from pytest_i2i.files import folder_unwritable
+
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise I2IInputError(f"--json {path}: is a directory; pass a file name")
+    if not folder.is_dir():
+        raise I2IInputError(f"--json {path}: the folder {folder} does not exist")
+    problem = folder_unwritable(folder)
+    if problem:
+        raise I2IInputError(f"--json {path}: {problem}")
+
+
+def pair_folders(real: str, fake: str, by_position: bool) -> tuple[Any, Any]:
+    """The REAL and FAKE sources a paired metric compares, paired by file name.
+
+    When both are folders, their image files are matched by name without the extension (``a.png``
+    with ``a.jpg``): the same names give two lists of paths in one order. Different names are an
+    error naming them, unless ``by_position`` (``--pair-by-position``) asks for pairing by sorted
+    position. Anything else (files, statistics) is returned as is.
+
+    Raises:
+        I2IInputError: the names differ (without ``by_position``) or a folder holds two files of one name.
+    """
+    from pytest_i2i.errors import I2IInputError
+    from pytest_i2i.images.imageset import list_image_files
+
+    rp, fp = Path(real).expanduser(), Path(fake).expanduser()
+    if by_position or not (rp.is_dir() and fp.is_dir()):
+        return real, fake
+    sides = {}
+    for label, folder in (("REAL", rp), ("FAKE", fp)):
+        by_stem: dict[str, Path] = {}
+        for f in list_image_files(folder, label):
+            if f.stem in by_stem:
+                raise I2IInputError(f"{label} {folder}: {by_stem[f.stem].name} and {f.name} have one name; paired "
+                                    "metrics pair files by name (rename one, or pass --pair-by-position)")
+            by_stem[f.stem] = f
+        sides[label] = by_stem
+    only_real = sorted(set(sides["REAL"]) - set(sides["FAKE"]))
+    only_fake = sorted(set(sides["FAKE"]) - set(sides["REAL"]))
+    if only_real or only_fake:
+        def some(names: list[str]) -> str:
+            return ", ".join(names[:5]) + (f", ... ({len(names)} in all)" if len(names) > 5 else "") or "none"
+
+        raise I2IInputError(f"REAL {rp} and FAKE {fp} hold different file names, so paired metrics cannot pair "
+                            f"them by name: only in REAL: {some(only_real)}; only in FAKE: {some(only_fake)}. "
+                            "Pass --pair-by-position to pair them by sorted position")
+    order = sorted(sides["FAKE"])
+    return [str(sides["REAL"][k]) for k in order], [str(sides["FAKE"][k]) for k in order]
+
+
 def _score_metrics(args: argparse.Namespace, metrics: list[str]) -> int:
     import pytest_i2i
     from pytest_i2i import distributed
     from pytest_i2i.cli.options import apply_weights_options
-    from pytest_i2i.errors import I2IInputError, WeightsError
+    from pytest_i2i.errors import I2IError, I2IInputError, WeightsError
     from pytest_i2i.metrics.registry import DEFAULT_BATCH_SIZE, metric_spec
 
     apply_weights_options(args)
@@ -106,10 +165,15 @@ def _score_metrics(args: argparse.Namespace, metrics: list[str]) -> int:
         raise I2IInputError(f"--weights {args.weights}: one weights file cannot serve the backbones "
                             f"{', '.join(sorted(backbones_used))}; score them in separate runs, or use --weights-dir")
     sources = {"real": args.real, "fake": args.fake}
+    if any(s.kind != "set" and {ROLE_SOURCES.get(r) for r in s.args} == {"real", "fake"} for s in specs):
+        paired = pair_folders(args.real, args.fake, args.pair_by_position)
+    else:
+        paired = (args.real, args.fake)
     real_is_stats = Path(args.real).suffix == ".npz"
     batch_size = args.batch_size if args.batch_size is not None else DEFAULT_BATCH_SIZE
     results: list[Any] = []
     skipped: list[dict[str, str]] = []
+    failed: list[dict[str, str]] = []
     loaded: dict[str, Any] = {}
     for spec in specs:
         reason = scorable(spec)
@@ -145,20 +209,28 @@ def _score_metrics(args: argparse.Namespace, metrics: list[str]) -> int:
         if spec.name == "inception_score":
             n = len(pytest_i2i.load_images(args.fake, name="fake"))
             kwargs["splits"] = min(10, n)
-        results.append(spec.function(*(sources[ROLE_SOURCES[role]] for role in spec.args), **kwargs))
+        use = sources if spec.kind == "set" else dict(zip(("real", "fake"), paired))
+        try:
+            results.append(spec.function(*(use[ROLE_SOURCES[role]] for role in spec.args), **kwargs))
+        except WeightsError as e:  # a file of the metric's own (e.g. LPIPS' linear layers), not the backbone's
+            if args.require_weights:
+                raise
+            skipped.append({"metric": spec.name, "reason": str(e)})
+        except I2IError as e:  # this metric cannot be computed on these images; the others still are
+            failed.append({"metric": spec.name, "error": f"{type(e).__name__}: {e}"})
 
     if not distributed.is_main():
         return 0
-    _print_table(results, skipped)
+    _print_table(results, skipped, failed)
     if args.json_out:
         payload = {"real": args.real, "fake": args.fake, "results": [r.to_dict() for r in results],
-                   "skipped": skipped}
+                   "skipped": skipped, "failed": failed}
         Path(args.json_out).write_text(json.dumps(payload, indent=2, sort_keys=True, allow_nan=False))
         print(f"wrote {args.json_out}")
-    return 0
+    return 1 if failed else 0
 
 
-def _print_table(results: list[Any], skipped: list[dict[str, str]]) -> None:
+def _print_table(results: list[Any], skipped: list[dict[str, str]], failed: list[dict[str, str]] = ()) -> None:
     rows = [("metric", "value", "95% CI / std", "n", "backbone", "calibrated")]
     for r in results:
         spread = (f"[{r.ci[0]:.4g}, {r.ci[1]:.4g}]" if r.ci is not None
@@ -166,6 +238,7 @@ def _print_table(results: list[Any], skipped: list[dict[str, str]]) -> None:
         arrow = "↑" if r.higher_is_better else "↓"
         rows.append((f"{r.name} {arrow}", f"{r.value:.6g}", spread, str(r.n), r.backbone or "-",
                      "yes" if r.calibrated else "NO"))
+    rows += [(f["metric"], "FAILED", "", "", "", "") for f in failed]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for k, row in enumerate(rows):
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
@@ -179,6 +252,8 @@ def _print_table(results: list[Any], skipped: list[dict[str, str]]) -> None:
         reasons.setdefault(s["reason"], []).append(s["metric"])
     for reason, names in reasons.items():
         print(f"\nskipped {', '.join(names)}: {reason}")
+    for f in failed:
+        print(f"\nfailed {f['metric']}: {f['error']}")
     notes = sorted({w for r in results for w in r.warnings if not w.startswith("uncalibrated")})
     for w in notes:
         print(f"note: {w}")

@@ -44,6 +44,10 @@ def load_dataset(
             dataset = load_manifest(p, allow_outside_root=allow_outside_root)
         elif not p.exists():
             raise I2IInputError(f"dataset: {p} does not exist; pass {ACCEPTED_FORMS}")
+        elif not p.is_file():
+            from pytest_i2i.files import regular_file
+
+            regular_file(p, "dataset:")  # a FIFO, a device, a socket: refused without opening it
         else:
             raise I2IInputError(f"dataset: {p} is not a dataset; pass {ACCEPTED_FORMS}")
     return dataset if max_samples is None else dataset.subset(max_samples)

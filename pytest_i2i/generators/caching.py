@@ -28,7 +28,7 @@ PROVENANCE = ("source", "sha256", "arch", "kind")
 
 def cached_generate(
     images: Any, texts: Sequence[str] | None, *, load: Callable[[], Generator], options: dict[str, Any] | None,
-    store: Store | None, batch_size: int = 8,
+    store: Store | None, batch_size: int = 8, timeout_s: float | None = None,
 ) -> tuple[GenerationResult, dict[str, str] | None]:
     """:func:`~pytest_i2i.generators.generate` with per-sample outputs read from / written to ``store``.
 
@@ -40,6 +40,7 @@ def cached_generate(
             dict), or ``None`` to bypass the cache.
         store: the cache (``None``: no cache).
         batch_size: images per generator call.
+        timeout_s: seconds one generator call may take (see :func:`~pytest_i2i.generators.generate`).
 
     Returns:
         The result and the generator's provenance (``source``, ``sha256``, ``arch``, ``kind``;
@@ -53,7 +54,7 @@ def cached_generate(
     images = load_images(images, name="inputs")
     if store is None or options is None:
         gen = load()
-        return generate(gen, images, texts=texts, batch_size=batch_size), _provenance(gen)
+        return generate(gen, images, texts=texts, batch_size=batch_size, timeout_s=timeout_s), _provenance(gen)
     texts = None if texts is None else check_texts(texts, n=len(images), blank=True)
     keys: list[str | None] = []
     for i in range(len(images)):
@@ -80,7 +81,8 @@ def cached_generate(
             # the range detected on the run that filled the cache, so partial reruns map outputs alike
             gen.output_range, gen.output_range_detected = tuple(info["output_range"]), True
         part = generate(gen, images.subset(todo), texts=None if texts is None else [texts[i] for i in todo],
-                        batch_size=batch_size)
+                        batch_size=batch_size, timeout_s=timeout_s)
+        result.batches = [[todo[j] for j in batch] for batch in part.batches]
         fresh = {}
         for j, i in enumerate(todo):
             if j in part.errors:

@@ -148,12 +148,13 @@ def _own_generator_options(options: Mapping[str, Any] | None, source: str) -> st
 
 
 def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise I2IInputError(f"generator file {path} does not exist")
-    if not path.is_file():
-        raise I2IInputError(f"generator file {path} is not a file")
+    from pytest_i2i.checkpoint import check_inflation
+    from pytest_i2i.files import regular_file
+
+    regular_file(path, "generator file")
     if path.stat().st_size == 0:
         raise I2IInputError(f"generator file {path} is empty")
+    check_inflation(path, what="generator file")
 
 
 def _no_arch(arch: GeneratorArch | None, source: str, why: str) -> None:

@@ -20,7 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from pytest_i2i.errors import GeneratorOutputError, I2IInputError
+from pytest_i2i.errors import GenerationTimeout, GeneratorCallError, GeneratorOutputError, I2IInputError
+from pytest_i2i.checks import check_int, check_positive_seconds
 from pytest_i2i.generators.options import MODES
 from pytest_i2i.generators.registry import Range, check_range
 from pytest_i2i.images import ImageSet, load_images
@@ -124,6 +125,8 @@ class Generator:
         self.takes_seeds = _takes_seeds(model)
         self._input_dtype = _float_dtype(model)
         self._warned_texts_dropped = False
+        #: why the generator must not be called again (a call that timed out is still running), else None
+        self.abandoned: str | None = None
 
     def __repr__(self) -> str:
         sha = f", sha256={self.sha256[:12]}…" if self.sha256 else ""
@@ -183,8 +186,17 @@ class Generator:
             kwargs = {"seeds": [sample_seed(self.seed, k) for k in seed_keys]} if self.takes_seeds else {}
             with torch.random.fork_rng(**_rng_devices(self.device)), torch.inference_mode():
                 torch.manual_seed(self.seed)
-                out = self.model(*args, **kwargs)
+                out = self._call_model(args, kwargs, labels)
         return self._to_unit(out, n, labels)
+
+    def _call_model(self, args: tuple, kwargs: dict[str, Any], labels: list[str]) -> Any:
+        """The model's own call; whatever it raises becomes a :class:`GeneratorCallError` naming the samples."""
+        try:
+            return self.model(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001 - a user's model may raise anything
+            given = ", ".join(labels[:4]) + (", ..." if len(labels) > 4 else "")
+            raise GeneratorCallError(f"generator {self.source} raised {type(e).__name__} on {given}: {_first_line(e)}",
+                                     names=labels) from e
 
     def _run_train_mode(self, args: tuple, seed_keys: list[str | int]) -> Any:
         """One call per sample in train mode, each under its own seed; buffers restored afterwards."""
@@ -199,7 +211,7 @@ class Generator:
                     one = tuple(a[i:i + 1] for a in args)
                     with torch.random.fork_rng(**_rng_devices(self.device)):
                         torch.manual_seed(sample_seed(self.seed, key))
-                        out = self.model(*one)
+                        out = self._call_model(one, {}, [str(key)])
                     if not isinstance(out, torch.Tensor):
                         return out  # _to_unit reports it
                     outs.append(out)
@@ -264,12 +276,18 @@ class GenerationResult:
         outputs: per input image, its output (3, H', W') float32 in [0, 1], or ``None`` if it failed.
         errors: sample index -> message (naming the sample) for every sample without an output.
         wall_time_s: seconds spent.
+        batches: the sample indices of each model call that produced outputs, in call order
+            (samples read from the cache are in none). Kernels pick their algorithm by batch size,
+            so an output's last bits can depend on which samples shared its call (measured: 2.4e-7
+            on the demo U-Net between calls of 2 and 3 images on CPU); regenerating a batch with
+            the same samples reproduces it bit for bit.
     """
 
     names: list[str]
     outputs: list[torch.Tensor | None]
     errors: dict[int, str] = field(default_factory=dict)
     wall_time_s: float = 0.0
+    batches: list[list[int]] = field(default_factory=list)
 
     @property
     def ok_indices(self) -> list[int]:
@@ -287,35 +305,57 @@ class GenerationResult:
 
 
 def generate(
-    generator: Generator, images: ImageSet | Any, texts: Sequence[str] | None = None, *, batch_size: int = 8
+    generator: Generator, images: ImageSet | Any, texts: Sequence[str] | None = None, *, batch_size: int = 8,
+    timeout_s: float | None = None,
 ) -> GenerationResult:
     """Run ``generator`` on every image; per-sample failures become ``errors``, never exceptions.
 
-    Consecutive images of equal size are batched. When a batch fails (the model raises or its
-    output fails validation), its samples are rerun one by one so that only the bad samples get
-    an error and the others their output. An input image that cannot be decoded is an error of
-    that sample too.
+    Consecutive images of equal size are batched. When a batch fails (the model raises, e.g. on
+    an input size its architecture refuses, or its output fails validation), its samples are
+    rerun one by one so that only the bad samples get an error and the others their output. An
+    input image that cannot be decoded is an error of that sample too.
+
+    With ``timeout_s``, each model call runs in a worker thread and may take at most that many
+    seconds. A call that does not return in time cannot be stopped from outside: it is abandoned
+    (left running in the background), its samples and every sample after it get an error saying
+    so, and the generator is not called again (later ``generate`` calls on it fail every sample
+    at once), because a model still busy in another thread is not safe to call.
 
     Args:
         generator: a loaded :class:`Generator`.
         images: an :class:`ImageSet` or anything :func:`pytest_i2i.load_images` accepts.
         texts: one instruction per image for instruction-based editors.
         batch_size: images per model call.
+        timeout_s: seconds one model call may take (``None``: no limit).
 
     Raises:
-        I2IInputError: bad ``texts`` or ``batch_size``, or texts missing for a model that needs them.
+        I2IInputError: bad ``texts``, ``batch_size`` or ``timeout_s``, or texts missing for a model
+            that needs them.
     """
     start = time.perf_counter()
     if not isinstance(generator, Generator):
         raise I2IInputError(f"generate() needs a Generator (from load_generator() or Generator(model)), "
                             f"got {type(generator).__name__}")
+    check_int("batch_size", batch_size, low=1, where="generate")
+    timeout_s = check_positive_seconds("timeout_s", timeout_s, "generate")
     images = load_images(images, name="inputs")
     texts = None if texts is None else check_texts(texts, n=len(images), single=False, blank=True)
-    if batch_size < 1:
-        raise I2IInputError(f"batch_size must be >= 1, got {batch_size}")
     result = GenerationResult(list(images.names), [None] * len(images))
-    for idx, batch in _decoded_batches(images, batch_size, result.errors):
-        _run_batch(generator, idx, batch, texts, result)
+    abandoned = generator.abandoned
+    if abandoned is None:
+        try:
+            for idx, batch in _decoded_batches(images, batch_size, result.errors):
+                _run_batch(generator, idx, batch, texts, result, timeout_s)
+        except GenerationTimeout as e:
+            generator.abandoned = str(e)
+            for i in getattr(e, "indices", []):
+                result.errors[i] = f"{result.names[i]}: {e}"
+            abandoned = str(e)
+    if abandoned is not None:
+        for i in range(len(images)):
+            if result.outputs[i] is None and i not in result.errors:
+                result.errors[i] = (f"{result.names[i]}: not generated: generator {generator.source} was abandoned "
+                                    f"after a call timed out ({_first_line(abandoned)})")
     result.wall_time_s = time.perf_counter() - start
     return result
 
@@ -343,23 +383,54 @@ def _decoded_batches(
 
 
 def _run_batch(generator: Generator, idx: list[int], batch: torch.Tensor, texts: list[str] | None,
-               result: GenerationResult) -> None:
+               result: GenerationResult, timeout_s: float | None = None) -> None:
     names = [result.names[i] for i in idx]
     try:
-        out = generator(batch, None if texts is None else [texts[i] for i in idx], names=names)
-    except I2IInputError:
-        raise  # a usage problem (e.g. texts missing), the same for every sample
-    except Exception as e:  # noqa: BLE001 - whatever the user's model raises is that sample's failure
+        out = _within(timeout_s, names, generator.source,
+                      lambda: generator(batch, None if texts is None else [texts[i] for i in idx], names=names))
+    except GenerationTimeout as e:  # the model is still busy: no other call may start
+        if getattr(e, "indices", None) is None:
+            e.indices = list(idx)
+        raise
+    except (GeneratorCallError, GeneratorOutputError) as e:  # the model failed: that batch's failure
         if len(idx) > 1:
             for j, i in enumerate(idx):
-                _run_batch(generator, [i], batch[j:j + 1], texts, result)
+                _run_batch(generator, [i], batch[j:j + 1], texts, result, timeout_s)
             return
-        message = str(e) if isinstance(e, GeneratorOutputError) else \
-            f"generator {generator.source} raised {type(e).__name__} on {names[0]}: {_first_line(e)}"
-        result.errors[idx[0]] = message
+        result.errors[idx[0]] = str(e)
         return
+    # anything else (I2IInputError: texts missing, ...) is a usage problem, the same for every sample
     for j, i in enumerate(idx):
         result.outputs[i] = out[j]
+    result.batches.append(list(idx))
+
+
+def _within(timeout_s: float | None, names: list[str], source: str, call: Any) -> Any:
+    """``call()``, or :class:`GenerationTimeout` when it takes longer than ``timeout_s`` (then it is left
+    running in a daemon thread: Python cannot stop a thread from outside)."""
+    if timeout_s is None:
+        return call()
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["out"] = call()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = e
+
+    worker = threading.Thread(target=target, name=f"i2i-generator {source}", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+        raise GenerationTimeout(f"generator {source} did not return within {timeout_s:g} s on {len(names)} "
+                                f"sample(s) ({shown}); the call was abandoned (generation timeout)",
+                                names=names, seconds=timeout_s)
+    if "error" in box:
+        raise box["error"]
+    return box["out"]
 
 
 def _check_images(images: Any) -> None:

@@ -10,7 +10,10 @@ Rules (documented in the README, section "Images"):
 - Grayscale (1 channel, modes ``1``/``L``/``I;16``/``I``/``F``) is replicated to 3 channels.
 - Alpha (RGBA, LA, palette with transparency, 4-channel arrays) is composited on white:
   ``rgb * alpha + 1 * (1 - alpha)``. Alpha is never silently dropped.
-- CMYK, YCbCr, LAB and HSV images are converted to RGB by Pillow.
+- CMYK, YCbCr, LAB and HSV images are converted to RGB by Pillow; ``La`` (gray with premultiplied
+  alpha) to ``LA`` by Pillow, then composited as above.
+- Sparse tensors are made dense and quantized tensors dequantized (their real values), then
+  read as any tensor; meta tensors (no data) and nested tensors are refused.
 - Float inputs must lie in the declared ``value_range`` (default (0, 1); (-1, 1) is mapped by
   ``(x + 1) / 2``). Values outside it by more than 1e-6, NaN or Inf raise :class:`I2IInputError`.
 - numpy arrays are HWC (or HW); torch tensors are CHW (or HW). Batches: NHWC arrays, NCHW tensors.
@@ -109,9 +112,28 @@ def array_to_tensor(arr: np.ndarray, name: str, value_range: tuple[float, float]
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32))
 
 
+def plain_tensor(t: torch.Tensor, name: str) -> torch.Tensor:
+    """``t`` as an ordinary dense CPU tensor: sparse tensors are made dense (``to_dense``), quantized ones
+    are dequantized (``dequantize``: their real values); meta and nested tensors are refused."""
+    if t.is_meta:
+        raise I2IInputError(f"{name}: a meta tensor holds no data (shape {tuple(t.shape)}); pass a tensor on a real "
+                            "device (cpu, cuda, mps)")
+    if t.is_nested:
+        raise I2IInputError(f"{name}: a nested tensor; pass a list of (C, H, W) tensors instead")
+    try:
+        if t.layout != torch.strided:
+            t = t.to_dense()
+        if t.is_quantized:
+            t = t.dequantize()
+        return t.detach().cpu()
+    except (RuntimeError, TypeError, NotImplementedError) as e:
+        raise I2IInputError(f"{name}: cannot read a {t.layout} {t.dtype} tensor ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
+
+
 def tensor_to_tensor(t: torch.Tensor, name: str, value_range: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
     """One CHW / HW torch image to the canonical (3, H, W) float32 tensor."""
-    t = t.detach().cpu()
+    t = plain_tensor(t, name)
     if t.ndim == 2:
         t = t[None]
     if t.ndim != 3:
@@ -149,11 +171,16 @@ def pil_to_tensor(img: Any, name: str) -> torch.Tensor:
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     elif mode == "PA":
         img = img.convert("RGBA")
-    elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa", "La"):
-        img = img.convert("RGBA" if mode in ("RGBa", "La") else "RGB")
+    elif mode == "La":  # gray with premultiplied alpha: Pillow converts it to LA only
+        img = img.convert("LA")
+    elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa"):
+        img = img.convert("RGBA" if mode == "RGBa" else "RGB")
     elif mode == "1":
         img = img.convert("L")
-    arr = np.asarray(img)
+    try:
+        arr = np.asarray(img)
+    except (TypeError, ValueError, OSError) as e:
+        raise I2IInputError(f"{name}: PIL image mode {img.mode!r} cannot be read ({e})") from None
     if img.mode.startswith("I;16") or img.mode == "I":
         arr = arr.astype(np.int64)
         if arr.min(initial=0) < 0 or arr.max(initial=0) > 65535:

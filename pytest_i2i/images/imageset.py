@@ -10,8 +10,16 @@ from typing import Any, NamedTuple, Union
 import numpy as np
 import torch
 
+from pytest_i2i.checks import check_value_range
 from pytest_i2i.errors import I2IInputError
-from pytest_i2i.images.convert import array_to_tensor, load_image_file, pil_to_tensor, printable, tensor_to_tensor
+from pytest_i2i.images.convert import (
+    array_to_tensor,
+    load_image_file,
+    pil_to_tensor,
+    plain_tensor,
+    printable,
+    tensor_to_tensor,
+)
 from pytest_i2i.images.digest import tensor_sha256
 from pytest_i2i.images.prepare import Preprocess, prepare_image
 from pytest_i2i.images.resize import check_resize_mode
@@ -51,7 +59,8 @@ class ImageSet(Sequence[torch.Tensor]):
         return ImageSet([self.names[j] for j in indices], [self._loaders[j] for j in indices], self.label)
 
     def iter_prepared(
-        self, prep: Preprocess | None = None, *, digest: bool = False, needed: Callable[[str], bool] | None = None,
+        self, prep: Preprocess | None = None, *, digest: bool = False,
+        needed: Callable[[str, int], bool] | None = None,
         num_workers: int | None = None, batch_size: int = 1,
     ) -> Iterator[PreparedImage]:
         """Decode every image once, in order, and bring it to a network's input with ``prep``.
@@ -61,7 +70,7 @@ class ImageSet(Sequence[torch.Tensor]):
         * ``sha256``: with ``digest``, the :func:`~pytest_i2i.images.digest.tensor_sha256` of the
           decoded image (before cropping and resizing), else ``None``;
         * ``image``: ``prep(decoded)`` (the decoded image itself when ``prep`` is ``None``), or
-          ``None`` when ``needed(sha256)`` says it is not needed (e.g. its features are cached),
+          ``None`` when ``needed(sha256, index)`` says it is not needed (e.g. its features are cached),
           so a warm cache decodes and hashes but never resizes.
 
         Decoding, hashing and preparing run in ``num_workers`` DataLoader worker processes
@@ -136,7 +145,7 @@ class _Prepare:
     """Decode image ``i`` of a set, hash it and bring it to the network input (runs in DataLoader workers)."""
 
     def __init__(self, images: ImageSet, prep: Preprocess | None, digest: bool,
-                 needed: Callable[[str], bool] | None):
+                 needed: Callable[[str, int], bool] | None):
         self.images, self.prep, self.digest, self.needed = images, prep, digest, needed
 
     def __len__(self) -> int:
@@ -145,7 +154,7 @@ class _Prepare:
     def __call__(self, i: int) -> tuple[str | None, torch.Tensor | None]:
         img = self.images[i]
         sha = tensor_sha256(img) if self.digest else None
-        if self.needed is not None and not self.needed(sha):  # type: ignore[arg-type]
+        if self.needed is not None and not self.needed(sha, i):  # type: ignore[arg-type]
             return sha, None
         return sha, img if self.prep is None else self.prep(img)
 
@@ -186,7 +195,8 @@ def _as_is(item: Any) -> Any:
     return item
 
 
-def _list_folder(folder: Path, label: str) -> list[Path]:
+def list_image_files(folder: Path, label: str) -> list[Path]:
+    """The image files of ``folder`` (not recursive, hidden files skipped), sorted by name; none is an error."""
     files = sorted(
         p for p in folder.iterdir()
         if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and not p.is_dir()
@@ -231,19 +241,22 @@ def load_images(
     """
     if isinstance(source, ImageSet):
         return source
-    vr = (float(value_range[0]), float(value_range[1]))
-    if vr[0] >= vr[1]:
-        raise I2IInputError(f"{name}: value_range {value_range} is empty")
+    vr = check_value_range(value_range, name)
     if isinstance(source, (str, os.PathLike)):
         p = Path(source).expanduser()
         if p.is_dir():
-            files = _list_folder(p, name)
+            files = list_image_files(p, name)
             return ImageSet([printable(f.name) for f in files],
                             [_file_loader(f, f"{name}: {printable(str(f))}") for f in files], name)
         if p.is_file():
             return ImageSet([printable(p.name)], [_file_loader(p, f"{name}: {printable(str(p))}")], name)
+        if os.path.lexists(p):  # a FIFO, a device, a socket, a dangling link: never opened (it could block)
+            from pytest_i2i.files import regular_file
+
+            regular_file(p, f"{name}: path")
         raise I2IInputError(f"{name}: path {printable(str(p))} does not exist")
     if isinstance(source, torch.Tensor):
+        source = plain_tensor(source, name)
         if source.ndim == 4:
             return _batch(list(source.unbind(0)), name, vr)
         return _batch([source], name, vr)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
-import numbers
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -22,6 +20,7 @@ import torch
 
 from pytest_i2i.backbones.backbone import Backbone
 from pytest_i2i.backbones.factory import backbone as build_backbone
+from pytest_i2i.checks import CHECKS, check_argument
 from pytest_i2i.distributed import map_shards
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.images.imageset import ImageSet, as_pairs
@@ -30,29 +29,13 @@ from pytest_i2i.metrics.functional.bootstrap import bootstrap_mean_ci
 from pytest_i2i.result import MetricResult
 
 F = TypeVar("F", bound=Callable[..., Any])
-_MAX_SEED = 2**63 - 1
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def check_option(name: str, value: Any, metric: str = "") -> None:
-    """Refuse a bad value of a common keyword argument, naming it (``metric`` prefixes the message)."""
-    where = f"{metric}: " if metric else ""
-    if name == "batch_size":
-        if not _is_int(value) or value < 1:
-            raise I2IInputError(f"{where}batch_size must be an int >= 1; got {value!r}")
-    elif name == "n_resamples":
-        if not _is_int(value) or value < 2:
-            raise I2IInputError(f"{where}n_resamples must be an int >= 2 (bootstrap resamples); got {value!r}")
-    elif name == "confidence":
-        if (not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(float(value))
-                or not 0.0 < float(value) < 1.0):
-            raise I2IInputError(f"{where}confidence must be a number in (0, 1), e.g. 0.95; got {value!r}")
-    elif name == "seed":
-        if not _is_int(value) or not 0 <= value <= _MAX_SEED:
-            raise I2IInputError(f"{where}seed must be an int in [0, 2**63 - 1]; got {value!r}")
+    """Refuse a bad value of a public keyword argument, naming it (``metric`` prefixes the message):
+    the rules of :data:`pytest_i2i.checks.CHECKS`, plus ``resize`` and ``device``."""
+    if name in CHECKS:
+        check_argument(name, value, metric)
     elif name == "resize" and value is not None:
         check_resize_mode(value)
     elif name == "device" and value is not None:
@@ -80,10 +63,10 @@ def check_device(device: Any, metric: str = "") -> torch.device:
 
 
 def frontend(fn: F) -> F:
-    """Decorate a metric front-end: its common keyword arguments are checked by name before it runs."""
+    """Decorate a metric front-end: its keyword arguments with a rule (:data:`pytest_i2i.checks.CHECKS`,
+    ``resize``, ``device``) are checked by name before it runs."""
     signature = inspect.signature(fn)
-    checked = [name for name in ("batch_size", "n_resamples", "confidence", "seed", "resize", "device")
-               if name in signature.parameters]
+    checked = [name for name in signature.parameters if name in CHECKS or name in ("resize", "device")]
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

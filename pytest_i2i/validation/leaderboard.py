@@ -15,14 +15,13 @@ source) and says, per cell, the published and reproduced values and their differ
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pytest_i2i.errors import JudgmentError
 from pytest_i2i.validation.functional import correlation as C
+from pytest_i2i.validation.judgments.format import read_toml
 from pytest_i2i.validation.names import CONVENTIONS
 
 HUMAN = "human"
@@ -234,12 +233,7 @@ def plot(board: dict[str, Any], path: Path, *, title: str = "") -> Path:
 
 # -- published numbers ------------------------------------------------------------------------------
 def read_published(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise JudgmentError(f"{path}: cannot read ({e.strerror or e})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise JudgmentError(f"{path}: malformed TOML ({e})") from None
+    return read_toml(path)
 
 
 def _viescore_value(report: dict[str, Any], board: dict[str, Any], task: str, row: str, model: str, method: str,

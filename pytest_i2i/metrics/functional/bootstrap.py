@@ -6,6 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from pytest_i2i.checks import check_confidence, check_int, check_seed
+from pytest_i2i.errors import I2IInputError
+
 
 def bootstrap_mean_ci(
     values: Any, *, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
@@ -18,15 +21,18 @@ def bootstrap_mean_ci(
     reaches ±inf (never NaN).
 
     Raises:
-        ValueError: empty input, NaN values, or ``confidence`` outside (0, 1).
+        I2IInputError (a ``ValueError``): empty input, NaN values, ``confidence`` outside (0, 1),
+            ``n_resamples`` < 2 or a ``seed`` outside [0, 2**63 - 1] (each named).
     """
+    confidence = check_confidence(confidence, "bootstrap")
+    check_int("n_resamples", n_resamples, low=2, where="bootstrap", what="bootstrap resamples")
+    check_seed(seed, "bootstrap")
     v = np.asarray(values, dtype=np.float64).ravel()
     if v.size == 0:
-        raise ValueError("bootstrap of an empty sample")
+        raise I2IInputError("bootstrap of an empty sample")
     if np.isnan(v).any():
-        raise ValueError("bootstrap of a sample containing NaN")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+        raise I2IInputError(f"bootstrap of a sample containing NaN (at positions "
+                            f"{np.flatnonzero(np.isnan(v))[:5].tolist()})")
     if v.size == 1:
         return float(v[0]), float(v[0])
     rng = np.random.default_rng(seed)

@@ -148,23 +148,100 @@ class GaussianStats:
         return int(self.mean.shape[0])
 
 
+#: a covariance may be asymmetric, or have negative eigenvalues, by this much relative to its largest
+#: entry / eigenvalue (float64 round-off of np.cov and of the streaming sums is ~1e-13)
+COV_TOLERANCE = 1e-6
+
+
+def check_gaussian(mean: Any, cov: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, cov)`` as float64 arrays, checked: mean 1-D (D,), cov (D, D), finite, symmetric and
+    positive semi-definite (to :data:`COV_TOLERANCE`).
+
+    A covariance that is not positive semi-definite (e.g. ``-I``) is no covariance: the Fréchet
+    formula would return a number (``sigma = -I`` gives 0.0 or a negative distance) that means nothing.
+
+    Raises:
+        I2IInputError: naming ``where`` (e.g. the statistics file) and what is wrong.
+    """
+    mu, sigma = np.asarray(mean, dtype=np.float64), np.asarray(cov, dtype=np.float64)
+    if mu.ndim != 1 or mu.shape[0] < 1:
+        raise I2IInputError(f"{where}: the mean (mu) must be a 1-D vector of D values, got shape {mu.shape}")
+    d = mu.shape[0]
+    if sigma.shape != (d, d):
+        raise I2IInputError(f"{where}: the covariance (sigma) must be ({d}, {d}) for a mean of {d} values, "
+                            f"got shape {sigma.shape}")
+    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+        raise I2IInputError(f"{where}: the mean or covariance contains NaN or Inf")
+    scale = float(np.abs(sigma).max()) if sigma.size else 0.0
+    asym = float(np.abs(sigma - sigma.T).max()) if sigma.size else 0.0
+    if asym > COV_TOLERANCE * max(scale, np.finfo(np.float64).tiny):
+        raise I2IInputError(f"{where}: the covariance (sigma) is not symmetric (largest |sigma - sigma.T| = {asym:.3g} "
+                            f"for entries up to {scale:.3g})")
+    tolerance = COV_TOLERANCE * max(scale, np.finfo(np.float64).tiny)
+    if sigma.size and not _psd_within(sigma, tolerance):
+        smallest = _smallest_eigenvalue(sigma)
+        raise I2IInputError(f"{where}: the covariance (sigma) is not positive semi-definite (smallest eigenvalue "
+                            f"{smallest:.6g}); a covariance has no negative eigenvalues")
+    return mu, sigma
+
+
+def _psd_within(sigma: np.ndarray, tolerance: float) -> bool:
+    """Whether every eigenvalue of the symmetric ``sigma`` is >= ``-tolerance``: a Cholesky
+    factorization of ``sigma + tolerance·I`` succeeds (k³/3 flops, no eigendecomposition)."""
+    shifted = _upper_fortran(sigma).copy(order="F")
+    shifted[np.diag_indices(sigma.shape[0])] += tolerance
+    _, info = lapack.dpotrf(shifted, lower=0, clean=0, overwrite_a=1)
+    return info == 0
+
+
+def _smallest_eigenvalue(sigma: np.ndarray) -> float:
+    diag = float(np.diag(sigma).min())
+    if diag < 0:  # a negative variance: no eigendecomposition needed
+        return diag
+    return float(np.linalg.eigvalsh((sigma + sigma.T) / 2)[0])
+
+
 def load_stats(path: str | os.PathLike) -> FeatureStats | GaussianStats:
-    """Read statistics saved by :meth:`FeatureStats.save` or a pytorch-fid ``mu``/``sigma`` ``.npz``."""
-    p = Path(path)
-    if not p.is_file():
-        raise I2IInputError(f"statistics file {p} does not exist")
+    """Read statistics saved by :meth:`FeatureStats.save` or a pytorch-fid ``mu``/``sigma`` ``.npz``.
+
+    Every array is checked (:func:`check_gaussian`): a 1-D mean, a square, finite, symmetric,
+    positive semi-definite covariance of the same dimension, a sample count >= 0.
+
+    Raises:
+        I2IInputError: the file is missing, not a regular file, not a readable ``.npz``, or holds
+            statistics that are not a Gaussian's (the message names the file and the array).
+    """
+    from pytest_i2i.files import regular_file
+
+    p = regular_file(path, "statistics file")
+    where = f"statistics file {p}"
     try:
         with np.load(p, allow_pickle=False) as f:
             keys = set(f.files)
             if {"total", "outer", "n"} <= keys:
                 meta = json.loads(str(f["meta"])) if "meta" in keys else {}
-                total = f["total"].astype(np.float64)
-                return FeatureStats(int(total.shape[0]), int(f["n"]), total, f["outer"].astype(np.float64), meta)
+                if not isinstance(meta, dict):
+                    raise I2IInputError(f"{where}: 'meta' must be a JSON object, got {type(meta).__name__}")
+                total, outer, n = f["total"].astype(np.float64), f["outer"].astype(np.float64), f["n"]
+                if n.shape != () or not np.issubdtype(n.dtype, np.integer) or int(n) < 0:
+                    raise I2IInputError(f"{where}: 'n' must be a non-negative integer, got {n!r}")
+                if total.ndim != 1 or outer.shape != (total.shape[0],) * 2:
+                    raise I2IInputError(f"{where}: 'total' must be (D,) and 'outer' (D, D), got {total.shape} and "
+                                        f"{outer.shape}")
+                stats = FeatureStats(int(total.shape[0]), int(n), total, outer, meta)
+                if stats.n >= 2:
+                    check_gaussian(stats.mean, stats.cov, where)
+                elif not (np.isfinite(total).all() and np.isfinite(outer).all()):
+                    raise I2IInputError(f"{where}: the sums contain NaN or Inf")
+                return stats
             if {"mu", "sigma"} <= keys:
-                return GaussianStats(f["mu"].astype(np.float64), f["sigma"].astype(np.float64))
-    except (OSError, ValueError, KeyError) as e:
-        raise I2IInputError(f"statistics file {p} is not a readable .npz ({e})") from None
-    raise I2IInputError(f"statistics file {p} has neither pytest-i2i sums nor pytorch-fid mu/sigma (keys {sorted(keys)})")
+                mu, sigma = check_gaussian(f["mu"], f["sigma"], where)
+                return GaussianStats(mu, sigma)
+    except I2IInputError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
+        raise I2IInputError(f"{where} is not a readable .npz ({type(e).__name__}: {e})") from None
+    raise I2IInputError(f"{where} has neither pytest-i2i sums nor pytorch-fid mu/sigma (keys {sorted(keys)})")
 
 
 def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
@@ -179,7 +256,10 @@ def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
         floor count as 0).
 
     Raises:
-        I2IInputError: shapes disagree or inputs are not finite.
+        I2IInputError: shapes disagree, inputs are not finite, or a covariance is not positive
+            semi-definite beyond round-off (:data:`COV_TOLERANCE`; ``sigma = -I`` gave 0.0): checked
+            on the way (a negative variance, a negative eigenvalue of Σ₁ in the rank-reduced route or
+            of the second step's matrix), at no extra cost on the Cholesky route.
 
     Example:
         >>> import numpy as np
@@ -197,6 +277,10 @@ def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
     for name, arr in (("mu1", mu1), ("sigma1", s1), ("mu2", mu2), ("sigma2", s2)):
         if not np.isfinite(arr).all():
             raise I2IInputError(f"Fréchet distance input {name} contains NaN or Inf")
+    for name, sig in (("sigma1", s1), ("sigma2", s2)):
+        if d and float(np.diagonal(sig).min()) < 0:
+            raise I2IInputError(f"Fréchet distance: {name} is not a covariance: it has a negative variance "
+                                f"({float(np.diagonal(sig).min()):.6g} on its diagonal)")
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * _trace_sqrt_product(s1, s2))
 
@@ -249,6 +333,12 @@ def _sym_times(sigma: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 def _trace_sqrt_rank_reduced(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     d = sigma1.shape[0]
+    # pivoted Cholesky stops at the first non-positive pivot and so cannot see a negative
+    # eigenvalue: Σ₁ is checked positive semi-definite (to COV_TOLERANCE) by its inertia
+    tolerance = COV_TOLERANCE * max(float(np.abs(sigma1).max()), np.finfo(np.float64).tiny)
+    if _count_eigenvalues_above(sigma1, -tolerance) < d:
+        raise I2IInputError("Fréchet distance: sigma1 is not positive semi-definite (it has an eigenvalue below "
+                            f"-{tolerance:.3g}); a covariance has no negative eigenvalues")
     # Σ₁'s numerical range: pivoted Cholesky, Pᵀ Σ₁ P ≈ Uᵀ U, pivoting stops once every remaining
     # diagonal entry is at or below k·eps·max diag(Σ₁)
     c, piv, rank, info = lapack.dpstrf(_upper_fortran(sigma1), tol=d * _EPS * float(np.diagonal(sigma1).max()),
@@ -315,8 +405,14 @@ def _eigvalsh(m: np.ndarray) -> np.ndarray:
 
 
 def _sum_sqrt_above_floor(eigenvalues: np.ndarray) -> float:
+    """Σ √λ over the eigenvalues of the second step (similar to Σ₁^½ Σ₂ Σ₁^½) above the round-off
+    floor; one below ``-COV_TOLERANCE·max|λ|`` means Σ₂ is not positive semi-definite (refused)."""
     if eigenvalues.size == 0:
         return 0.0
+    top = float(np.abs(eigenvalues).max())
+    if float(eigenvalues.min()) < -COV_TOLERANCE * top:
+        raise I2IInputError(f"Fréchet distance: sigma2 is not positive semi-definite (Σ₁^½ Σ₂ Σ₁^½ has the "
+                            f"eigenvalue {float(eigenvalues.min()):.6g}); a covariance has no negative eigenvalues")
     ev = eigenvalues[eigenvalues > _noise_floor(float(np.abs(eigenvalues).max()), eigenvalues.size)]
     return float(np.sqrt(ev).sum())
 

@@ -13,7 +13,7 @@ from), ``SOURCE.md``, the source's ``LICENSE`` and the data files:
 :func:`load_builtin` checks every file's sha256 against ``bundle.toml`` before reading (trust follows
 content hashes) and returns the judgment sets and scores, exactly what the native files give
 (``tests/test_bundle.py`` checks that). :func:`regenerate` rebuilds every bundled file from the
-native files (``python human_judgments/regenerate.py --source ../shared/data``), checks the native
+native files (``python human_judgments/regenerate.py --source NATIVE_DIR``), checks the native
 files' sha256 and compares the result byte for byte with the bundle.
 
 The folder is found through ``$I2I_HUMAN_JUDGMENTS`` or next to the package (a clone, an sdist or
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from typing import Any
 from pytest_i2i.errors import JudgmentError
 from pytest_i2i.files import sha256_file, write_bytes_atomic, write_text_atomic
 from pytest_i2i.validation.judgments import genaibench, imagenhub, tifa, viescore
-from pytest_i2i.validation.judgments.format import JudgmentSet, _toml_value
+from pytest_i2i.validation.judgments.format import JudgmentSet, _toml_value, read_toml
 from pytest_i2i.validation.judgments.scores import MetricScores
 from pytest_i2i.validation.names import BUILTIN
 
@@ -115,13 +114,7 @@ def tree_sha256(path: Path) -> str:
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
-    path = folder / MANIFEST
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise JudgmentError(f"{path}: cannot read ({e.strerror or e})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise JudgmentError(f"{path}: malformed TOML ({e})") from None
+    return read_toml(folder / MANIFEST)
 
 
 def verify(folder: Path) -> dict[str, str]:
@@ -197,7 +190,8 @@ def load_builtin(name: str, *, tasks: Sequence[str] | None = None) -> tuple[list
 # -- regeneration -----------------------------------------------------------------------------------
 def regenerate(source: Path, *, names: Sequence[str] = tuple(BUILTIN), write: bool = False,
                into: Path | None = None) -> list[dict[str, Any]]:
-    """Rebuild every bundled file of ``names`` from the native sets under ``source`` (``../shared/data``).
+    """Rebuild every bundled file of ``names`` from the native sets under ``source`` (a folder
+    holding the unchanged public sets named in each bundled set's SOURCE.md; nothing else needs it).
 
     Each native file's sha256 is compared with ``bundle.toml``'s (a different native version is an
     error), and the rebuilt bytes with the bundled file. With ``write`` the files and ``bundle.toml``

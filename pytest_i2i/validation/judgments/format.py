@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from pytest_i2i.data.manifest import read_table, resolve_under_root
-from pytest_i2i.errors import DatasetError, JudgmentError, UnsafePathError
+from pytest_i2i.errors import DatasetError, I2IInputError, JudgmentError, UnsafePathError
 from pytest_i2i.files import sha256_file
 
 KINDS = ("rating", "2afc", "pairwise", "edit-rating", "preference")
@@ -140,6 +140,12 @@ def record_file(path: Path, expected: str | None = None, *, where: str | None = 
 def read_text(path: Path) -> str:
     """The UTF-8 text of a judgment file (a BOM is dropped); unreadable or non-UTF-8 files raise
     :class:`JudgmentError` naming the file."""
+    from pytest_i2i.files import regular_file
+
+    try:
+        regular_file(path, "judgment file")
+    except I2IInputError as e:
+        raise JudgmentError(str(e)) from None
     try:
         return path.read_bytes().decode("utf-8-sig")
     except OSError as e:
@@ -175,19 +181,20 @@ def read_json(path: Path, *, text: str | None = None, line: int | None = None) -
         raise JudgmentError(f"{where}: JSON nested too deeply") from None
 
 
+def read_toml(path: str | os.PathLike) -> dict[str, Any]:
+    """A TOML file as a dict; raises JudgmentError naming the file when it cannot be read or parsed."""
+    p = Path(path)
+    text = read_text(p)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise JudgmentError(f"{p}: malformed TOML ({e})") from None
+
+
 def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     """Read and check a TOML manifest; raises JudgmentError naming the file and the key."""
     p = Path(path)
-    try:
-        text = p.read_bytes().decode("utf-8")
-    except OSError as e:
-        raise JudgmentError(f"{p}: cannot read ({e.strerror or e})") from None
-    except UnicodeDecodeError as e:
-        raise JudgmentError(f"{p}: not valid UTF-8 at byte offset {e.start}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise JudgmentError(f"{p}: malformed TOML ({e})") from None
+    data = read_toml(p)
     for key, value in data.items():
         if key not in MANIFEST_KEYS:
             raise JudgmentError(f"{p}: unknown manifest key {key!r}; accepted: {', '.join(MANIFEST_KEYS)}")

@@ -30,6 +30,7 @@ import csv
 import io
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,21 @@ def load_judge(folder: str | Path, *, name: str | None = None, binding: str | No
     return ms
 
 
+def _compact_rows(path: Path, reader: Any, n_fields: int) -> Iterator[tuple[int, str, list[str]]]:
+    """``(line, uid, cells)`` of a compact TSV's rows, each row checked for its field count and a uid
+    seen only once."""
+    seen: set[str] = set()
+    for record in reader:
+        line = reader.line_num
+        if len(record) != n_fields:
+            raise JudgmentError(f"{path}, line {line}: {len(record)} fields, the header has {n_fields}")
+        uid = record[0]
+        if uid in seen:
+            raise JudgmentError(f"{path}, line {line}: uid {uid!r} appears twice")
+        seen.add(uid)
+        yield line, uid, record[1:]
+
+
 def _table_header(path: Path, header: list[str]) -> list[tuple[str, str]]:
     if not header or header[0] != "uid":
         raise JudgmentError(f"{path}, line 1: header must be 'uid' then '<model>:<criterion>' columns")
@@ -170,16 +186,8 @@ def load_judge_table(path: str | Path, *, name: str, binding: str | None = None)
         cols = _table_header(p, next(reader, []))
         for model, criterion in cols:
             per_model.setdefault(model, {})[criterion] = {}
-        seen: set[str] = set()
-        for record in reader:
-            line = reader.line_num
-            if len(record) != len(cols) + 1:
-                raise JudgmentError(f"{p}, line {line}: {len(record)} fields, the header has {len(cols) + 1}")
-            uid = record[0]
-            if uid in seen:
-                raise JudgmentError(f"{p}, line {line}: uid {uid!r} appears twice")
-            seen.add(uid)
-            for (model, criterion), cell in zip(cols, record[1:]):
+        for line, uid, cells in _compact_rows(p, reader, len(cols) + 1):
+            for (model, criterion), cell in zip(cols, cells):
                 if cell:
                     per_model[model][criterion][uid] = read_json(p, text=cell, line=line)
     except csv.Error as e:
@@ -277,19 +285,11 @@ def load_autometrics_table(path: str | Path, *, binding: str | None = None) -> l
         cols = [h.partition(":")[::2] for h in header[1:]]
         if any(not m or not k for m, k in cols) or len(set(cols)) != len(cols):
             raise JudgmentError(f"{p}, line 1: columns must be distinct '<model>:<metric>'")
-        seen: set[str] = set()
-        for record in reader:
-            where = f"{p}, line {reader.line_num}"
-            if len(record) != len(header):
-                raise JudgmentError(f"{where}: {len(record)} fields, the header has {len(header)}")
-            uid = record[0]
-            if uid in seen:
-                raise JudgmentError(f"{where}: uid {uid!r} appears twice")
-            seen.add(uid)
-            for (model, metric), cell in zip(cols, record[1:]):
+        for line, uid, cells in _compact_rows(p, reader, len(header)):
+            for (model, metric), cell in zip(cols, cells):
                 if cell:
                     values.setdefault(metric, {})[(uid, model)] = finite_score(
-                        read_json(p, text=cell, line=reader.line_num), f"{where}, {model}:{metric}")
+                        read_json(p, text=cell, line=line), f"{p}, line {line}, {model}:{metric}")
     except csv.Error as e:
         raise JudgmentError(f"{p}, line {reader.line_num}: malformed TSV ({e})") from None
     higher, registry = resolve_directions(values, where=str(p), format_directions=AUTOMETRIC_DIRECTIONS)

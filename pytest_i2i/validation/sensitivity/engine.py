@@ -279,19 +279,25 @@ def _score_image(
             a = img[None].expand_as(b)
             parts.append(_pick(kernel(a, b), d) if kernel is not None else _call(d, a, b, None, batch_size))
         out[d.name] = torch.cat(parts)
+    called: dict[str, Any] = {}  # one call per metric without a kernel, shared by its poolings
     for bb_name in sorted({d.backbone for d in chosen if d.backbone is not None}):
         bb = backbones[bb_name]
-        f_orig = bb.features(load_images([img], name="original"), batch_size=batch_size)
-        f_copies = bb.features(load_images(copies, name="copies"), batch_size=batch_size)
-        fa = {k: v.expand(n, *v.shape[1:]) for k, v in f_orig.items()}
-        for d in chosen:
-            if d.backbone != bb_name or d.kind != "paired":
-                continue
+        here = [d for d in chosen if d.backbone == bb_name and d.kind == "paired"]
+        # Metrics without a kernel (LPIPS, DISTS: feature maps at full resolution) are called as
+        # functions; the backbone features are computed only when a kernel or a set metric reads them.
+        if any(d.spec.kernel is not None for d in here) or any(sk[0] == bb_name for sk in set_keys):
+            f_orig = bb.features(load_images([img], name="original"), batch_size=batch_size)
+            f_copies = bb.features(load_images(copies, name="copies"), batch_size=batch_size)
+            fa = {k: v.expand(n, *v.shape[1:]) for k, v in f_orig.items()}
+        for d in here:
             kernel = d.spec.resolve("kernel")
             if kernel is not None:
                 out[d.name] = _pick(kernel(fa, f_copies), d)
             else:
-                out[d.name] = _call(d, img[None].expand(n, *img.shape), torch.stack(copies), bb, batch_size)
+                if d.spec.name not in called:
+                    called[d.spec.name] = _call_result(d, img[None].expand(n, *img.shape), torch.stack(copies), bb,
+                                                       batch_size)
+                out[d.name] = _values_of(called[d.spec.name], d)
         for sk in set_keys:
             if sk[0] == bb_name:
                 out[sk] = (f_copies[sk[1]].double().numpy(), f_orig[sk[1]][0].double().numpy())
@@ -307,10 +313,19 @@ def _pick(values: Any, d: EngineMetric) -> torch.Tensor:
 
 def _call(d: EngineMetric, a: torch.Tensor, b: torch.Tensor, bb: Any, batch_size: int) -> torch.Tensor:
     """A metric without a kernel, called on (original, copy) pairs: its per-sample values or a pooling."""
+    return _values_of(_call_result(d, a, b, bb, batch_size), d)
+
+
+def _call_result(d: EngineMetric, a: torch.Tensor, b: torch.Tensor, bb: Any, batch_size: int) -> Any:
+    """The result of a metric without a kernel on (original, copy) pairs (with the loaded backbone)."""
     kwargs: dict[str, Any] = {"batch_size": batch_size} if "batch_size" in d.spec.accepts else {}
     if bb is not None:
         kwargs["backbone"] = bb
-    result = d.spec.function(a, b, **kwargs)
+    return d.spec.function(a, b, **kwargs)
+
+
+def _values_of(result: Any, d: EngineMetric) -> torch.Tensor:
+    """``d``'s per-pair values from a metric result: its per-sample values or a pooling in ``extra``."""
     values = result.per_sample if d.pool == "value" else result.extra[d.pool]
     if values is None:
         raise I2IInputError(f"{d.spec.name} returned no per-sample values; the sensitivity engine needs one per pair")

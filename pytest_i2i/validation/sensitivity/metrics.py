@@ -7,9 +7,10 @@
   (the permutation test recomputes it on relabelled feature rows, so it must be cheap).
 
 A paired metric with a ``kernel`` is computed from it (on image batches, or on the backbone
-features computed once per image); one without (a user's own) is called as a function on the
-original and its copies. Metrics of texts (CLIPScore, the CLIP direction) and label maps have no
-place here: a local edit of an image has no text counterpart.
+features computed once per image); one without (a user's own, or LPIPS and DISTS, whose feature
+maps are compared at full resolution) is called as a function on the original and its copies,
+with the loaded backbone, once per image for all its poolings. Metrics of texts (CLIPScore, the
+CLIP direction) and label maps have no place here: a local edit of an image has no text counterpart.
 """
 
 from __future__ import annotations

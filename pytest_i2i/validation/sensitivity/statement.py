@@ -39,7 +39,8 @@ def build_statement(result: SensitivityResult) -> list[str]:
             per = [f"{n} {sum(result.smallest_detected_area(metric, op, n) is not None for op in cfg['ops'])}"
                    for n in cfg["nuisances"]]
             lines.append(f"  {metric}: ops detected against each nuisance alone: " + ", ".join(per))
-    for ref, other in (("fid", "fd_vit"), ("dino_image", "clip_image"), ("ssim", "vit_patch_distance")):
+    for ref, other in (("fid", "fd_vit"), ("dino_image", "clip_image"), ("ssim", "vit_patch_distance"),
+                       ("feature_distance", "feature_map_distance"), ("feature_distance", "feature_map_distance_max")):
         if ref in cfg["metrics"] and other in cfg["metrics"]:
             lines.append(_compare(result, other, ref))
     set_rows = [r for r in result.nuisance_sets if r["p_value"] < cfg["alpha"]]

@@ -1,0 +1,292 @@
+"""Benchmark: the pipeline's overhead over the bare forward pass, for ``fid`` and ``clip_image``.
+
+What a user pays beyond the network itself (decoding, resizing, hashing, the feature memo and the
+on-disk cache, bookkeeping), as images/s of a metric called end to end on image files against
+images/s of the bare forward pass of the same ``torch.nn.Module`` on already-prepared tensors:
+
+* **fid** (``inception-fid``, 299 px input): ``pytest_i2i.fid(real_dir, fake_dir, weights=<file>)``
+  (2N images), and the image pipeline alone, ``compute_stats`` of both folders (what ``fid``
+  runs before the Fréchet distance, whose fixed d = 2048 cost is timed on its own);
+* **clip_image** (``clip-vit-b-32``, 224 px input): ``pytest_i2i.clip_image(inputs_dir,
+  outputs_dir, weights=<file>)`` (2N images, bootstrap CI included);
+* **bare**: ``bb.model(x)`` under ``torch.inference_mode`` on the same 2N images, decoded,
+  resized and normalised beforehand exactly as the pipeline prepares them (``bb.preprocess()``,
+  channels-last where the backbone runs so), in batches of the same size.
+
+Cold state for every end-to-end pass: an empty cache folder (``pytest_i2i.cache.configure``),
+the backbone's feature memo cleared, so every image is decoded, hashed, resized, run and stored.
+With ``--with-cache-off`` a "cache off" pass (no cache folder, memo on but cleared) is timed
+too. The backbone itself is built once per process before timing (its one-time build and
+weights load is recorded apart).
+
+Images: ``N`` synthetic colorization pairs written as PNG files at ``--image-size`` px (random
+crops of the photos bundled with scikit-image, the grayscale version as inputs, see
+``bench_warm_cache.make_dataset``); real = color targets, fake/outputs = grayscale inputs.
+Weights: seeded random initialisations of the exact architectures saved to files and loaded
+through the project's real loading path (uncalibrated; no download).
+
+Timing: one warm-up of every variant, then ``--repeats`` rounds, variants interleaved with a
+rotating order; images/s from the median pass; each pass records the cores other processes
+kept busy. ``torch.set_num_threads(--threads)`` (default 2) for everything.
+
+Target (issue 21): end-to-end images/s >= bare images/s / 1.10 (overhead <= 10%).
+
+    python benchmarks/bench_pipeline_overhead.py [--n 32] [--image-size 256] [--repeats 5] [--with-cache-off]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+TARGET_OVERHEAD = 0.10
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=32, help="images per side (2N images per pass; default %(default)s)")
+    p.add_argument("--image-size", type=int, default=256, help="side of the PNG files (default %(default)s)")
+    p.add_argument("--metrics", nargs="+", default=["fid", "clip_image"], choices=["fid", "clip_image"])
+    p.add_argument("--with-cache-off", action="store_true",
+                   help="also time each metric with the cache off (memo on, cleared)")
+    p.add_argument("--profile", default=None, metavar="DIR",
+                   help="also write a cProfile of one cold end-to-end pass per metric to DIR (not timed)")
+    C.add_throughput_args(p, "pipeline_overhead.json")
+    p.set_defaults(threads=2, repeats=5)
+    return p.parse_args(argv)
+
+
+def prepared_batches(bb: Any, folders: list[Path], batch_size: int) -> list[Any]:
+    """The images of ``folders`` brought to the network input as the pipeline does, in batches."""
+    import torch
+
+    from pytest_i2i.images import load_images
+
+    prep = bb.preprocess()
+    batches = []
+    for folder in folders:
+        imgs = load_images(folder)
+        for s in range(0, len(imgs), batch_size):
+            x = torch.stack([prep(imgs[i]) for i in range(s, min(s + batch_size, len(imgs)))])
+            if bb.spec.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            batches.append(x)
+    return batches
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    import pytest_i2i
+    from pytest_i2i import cache as i2i_cache
+    from pytest_i2i.metrics.frechet import compute_stats
+    from pytest_i2i.metrics.functional.frechet import frechet_distance as frechet_from_stats
+    from bench_warm_cache import make_dataset, save_random_weights
+
+    t_all = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="i2i-bench-overhead-"))
+    bs, n = args.batch_size, args.n
+    try:
+        data = make_dataset(tmp / "data", n, size=args.image_size)
+        real, fake = data / "targets", data / "inputs"
+        wdir = tmp / "weights"
+        wdir.mkdir()
+        previous_cache = i2i_cache.configure(None)
+        names = {"fid": "inception-fid", "clip_image": "clip-vit-b-32"}
+        weights, backbones, build_s = {}, {}, {}
+        for metric in args.metrics:
+            weights[metric] = save_random_weights(names[metric], wdir)
+            t = time.perf_counter()
+            bb = pytest_i2i.backbone(names[metric], weights=str(weights[metric]))
+            bb.model  # noqa: B018 - build it now: the one-time load is not part of images/s
+            build_s[metric] = time.perf_counter() - t
+            backbones[metric] = bb
+
+        runs = {"n": 0}
+
+        def cold(fn: Callable[[], Any], *, cache: bool) -> Callable[[], Any]:
+            """``fn`` with a fresh empty cache folder (or none) and an empty feature memo."""
+            def run() -> Any:
+                runs["n"] += 1
+                folder = tmp / f"cache{runs['n']}"
+                i2i_cache.configure(folder if cache else None)
+                for bb in backbones.values():
+                    bb.memo.clear()
+                try:
+                    return fn()
+                finally:
+                    i2i_cache.configure(None)
+                    shutil.rmtree(folder, ignore_errors=True)
+            return run
+
+        variants: dict[str, tuple[str, Callable[[], Any]]] = {}
+        stats_holder: dict[str, Any] = {}
+        for metric in args.metrics:
+            bb, w = backbones[metric], str(weights[metric])
+            batches = prepared_batches(bb, [real, fake], bs)
+
+            def bare(bb=bb, batches=batches) -> None:
+                with torch.inference_mode():
+                    for x in batches:
+                        bb.model(x)
+
+            variants[f"{metric}: bare bb.model(prepared batch)"] = (metric, bare)
+            if metric == "fid":
+                def fid_e2e(w=w) -> Any:
+                    return pytest_i2i.fid(str(real), str(fake), weights=w, batch_size=bs)
+
+                def fid_stats(bb=bb) -> Any:
+                    stats_holder["fid"] = [compute_stats(str(f), backbone=bb, batch_size=bs) for f in (real, fake)]
+
+                variants["fid: fid() end to end, cold cache"] = (metric, cold(fid_e2e, cache=True))
+                if args.with_cache_off:
+                    variants["fid: fid() end to end, cache off"] = (metric, cold(fid_e2e, cache=False))
+                variants["fid: compute_stats x2 (pipeline only), cold cache"] = (metric, cold(fid_stats, cache=True))
+            else:
+                def clip_e2e(w=w) -> Any:
+                    return pytest_i2i.clip_image(str(fake), str(real), weights=w, batch_size=bs)
+
+                variants["clip_image: clip_image() end to end, cold cache"] = (metric, cold(clip_e2e, cache=True))
+                if args.with_cache_off:
+                    variants["clip_image: clip_image() end to end, cache off"] = (metric,
+                                                                                 cold(clip_e2e, cache=False))
+
+        # warm-up (and the feature agreement check: the pipeline's features are the bare pass's)
+        agreement = {}
+        for key, (metric, fn) in variants.items():
+            fn()
+        if "fid" in args.metrics:
+            bb = backbones["fid"]
+            bb.memo.clear()
+            with torch.inference_mode():
+                ref = torch.cat([bb.model(x)["pool3"] for x in prepared_batches(bb, [real], bs)])
+            agreement["fid_pool3_bitwise_equal"] = bool(torch.equal(
+                ref, bb.features(pytest_i2i.load_images(str(real)), batch_size=bs)["pool3"]))
+            s_real, s_fake = stats_holder["fid"]
+            t = time.perf_counter()
+            frechet_from_stats(s_real.mean, s_real.cov, s_fake.mean, s_fake.cov)
+            agreement["frechet_distance_s_warmup"] = time.perf_counter() - t
+        if "clip_image" in args.metrics:
+            bb = backbones["clip_image"]
+            bb.memo.clear()
+            with torch.inference_mode():
+                ref = torch.cat([bb.model(x)["image_embeds"] for x in prepared_batches(bb, [real], bs)])
+            agreement["clip_image_embeds_bitwise_equal"] = bool(torch.equal(
+                ref, bb.features(pytest_i2i.load_images(str(real)), batch_size=bs)["image_embeds"]))
+
+        if args.profile:
+            import cProfile
+
+            pdir = Path(args.profile)
+            pdir.mkdir(parents=True, exist_ok=True)
+            for key, (metric, fn) in variants.items():
+                if "end to end, cold cache" in key:
+                    prof = cProfile.Profile()
+                    prof.runcall(fn)
+                    prof.dump_stats(str(pdir / f"{metric}.prof"))
+                    print(f"profile of {key}: {pdir / f'{metric}.prof'}", flush=True)
+
+        quiet = C.wait_for_quiet(args.wait_quiet)
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        other: dict[str, list[float | None]] = {k: [] for k in variants}
+        cpu: dict[str, list[float]] = {k: [] for k in variants}  # this process's CPU seconds per pass
+        fd_times: list[float] = []
+        keys = list(variants)
+        with C.CpuMonitor() as mon:
+            for r in range(args.repeats):
+                order = keys[r % len(keys):] + keys[: r % len(keys)]
+                for k in order:
+                    with C.CpuMonitor() as m:
+                        t = time.perf_counter()
+                        variants[k][1]()
+                        times[k].append(time.perf_counter() - t)
+                    other[k].append(m.other_cores)
+                    cpu[k].append(m.own_cores * m.wall)
+                    print(f"  round {r + 1}: {k:58s} {times[k][-1]:7.2f} s  (other load {m.other_cores or 0:.2f} "
+                          "cores)", flush=True)
+                if "fid" in args.metrics:
+                    s_real, s_fake = stats_holder["fid"]
+                    t = time.perf_counter()
+                    frechet_from_stats(s_real.mean, s_real.cov, s_fake.mean, s_fake.cov)
+                    fd_times.append(time.perf_counter() - t)
+        i2i_cache.restore(previous_cache)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    n_img = 2 * n
+    ips = {k: n_img / C.median(v) for k, v in times.items()}
+    results = [{"variant": k, "metric": variants[k][0], "images_per_pass": n_img, "median_s": C.median(v),
+                "images_per_s": ips[k], "times_s": v, "cpu_s": cpu[k], "median_cpu_s": C.median(cpu[k]),
+                "other_cpu_load_cores": other[k]} for k, v in times.items()]
+    rows = []
+    summary = []
+    for metric in args.metrics:
+        bare_key = f"{metric}: bare bb.model(prepared batch)"
+        for k in keys:
+            if variants[k][0] != metric or k == bare_key:
+                continue
+            overhead = C.median(times[k]) / C.median(times[bare_key]) - 1.0
+            cpu_overhead = C.median(cpu[k]) / C.median(cpu[bare_key]) - 1.0
+            headline = "end to end, cold cache" in k
+            summary.append([k, f"{ips[k]:.2f}", f"{ips[bare_key]:.2f}", f"{100 * overhead:+.1f}%",
+                            f"{100 * cpu_overhead:+.1f}%"])
+            note = (f"{n_img} PNG files at {args.image_size} px -> {backbones[metric].input_size[0]} px, batch {bs}, "
+                    f"{args.threads} torch threads, median of {args.repeats}; other load median "
+                    f"{C.median([o or 0.0 for o in other[k]]):.2f} cores; process CPU-time overhead "
+                    f"{100 * cpu_overhead:+.1f}%; random-weight backbone")
+            if metric == "fid" and fd_times:
+                note += f"; Fréchet distance at d=2048 alone {C.median(fd_times):.2f} s per call"
+            rows.append({
+                "benchmark": f"pipeline overhead, {k.split(': ', 1)[1]} vs bare forward ({metric})",
+                "ours": f"{ips[k]:.2f} img/s", "peer": f"bare {ips[bare_key]:.2f} img/s",
+                "ratio": f"{ips[k] / ips[bare_key]:.2f}x (overhead {100 * overhead:+.1f}%)",
+                "target": f"overhead <= {100 * TARGET_OVERHEAD:.0f}%" if headline else "n/a (breakdown)",
+                "met": overhead <= TARGET_OVERHEAD if headline else None,
+                "notes": note,
+            })
+    machine = C.machine_info(args.threads)
+    machine["other_cpu_load_cores"] = mon.other_cores
+    machine["own_cpu_cores"] = mon.own_cores
+    machine["loadavg_at_end"] = list(os.getloadavg())
+    machine["wait_for_quiet"] = quiet
+    payload = {
+        "benchmark": "pipeline_overhead",
+        "description": "images/s of fid and clip_image end to end from PNG files (cold cache, empty memo) vs the "
+                       "bare forward pass of the same nn.Module on prepared tensors; same images, batch size, "
+                       "threads; variants interleaved, medians",
+        "target": {"overhead_max": TARGET_OVERHEAD},
+        "settings": {"n_per_side": n, "images_per_pass": n_img, "image_size": args.image_size, "batch_size": bs,
+                     "torch_threads": args.threads, "repeats": args.repeats, "metrics": args.metrics,
+                     "weights": "seeded random init (seed 1), saved to files, loaded by path (uncalibrated)",
+                     "backbones": {m: names[m] for m in args.metrics}},
+        "build_time_s": build_s,
+        "frechet_distance_s": fd_times,
+        "agreement": agreement,
+        "machine": machine,
+        "results": results,
+        "total_runtime_s": time.perf_counter() - t_all,
+        "rows": rows,
+    }
+    path = C.write_result("pipeline_overhead", payload, args.out)
+    print()
+    C.print_table(["variant", "images/s", "bare images/s", "overhead (wall)", "overhead (CPU time)"], summary)
+    print(f"\nfeatures equal bit for bit: {agreement}")
+    if mon.other_cores is not None:
+        print(f"other processes kept {mon.other_cores:.2f} cores busy during the timed passes")
+    print(f"total runtime {payload['total_runtime_s']:.0f} s; wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
