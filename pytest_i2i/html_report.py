@@ -49,7 +49,8 @@ _esc = html.escape
 def image_path(images_dir: Path, uid: str, role: str) -> Path:
     """``images_dir/<uid>__<role>.png``; a uid with characters other than letters, digits, ``-_.``
     has them replaced by ``_`` (and a uid longer than 160 characters is cut there) and gets
-    ``-<first 10 hex of sha256(uid)>`` appended, so two uids never share a file (``a/b`` and ``a:b`` would both sanitise to ``a_b``)."""
+    ``-<first 10 hex of sha256(uid)>`` appended, so two uids never share a file (``a/b`` and ``a:b``
+    would both sanitise to ``a_b``)."""
     safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in uid)
     if safe != uid or not uid.strip(".") or len(safe) > 160:  # (a file name has at most 255 bytes)
         import hashlib
@@ -367,7 +368,9 @@ def _overview(summary: dict[str, Any], anchors: dict[int, str]) -> str:
                     f"<td class='num'>{_esc(_num(r['value']))}</td><td class='num'>{_esc(_spread(r))}</td>"
                     f"<td class='num'>{_esc(samples_used(r))}</td><td>{gates}</td><td>{_esc(note)}</td></tr>")
     return ("<h2 id='metrics'>Metric tests</h2><table class='overview'><thead><tr><th>result</th>"
-            "<th>metric and test</th><th>value</th><th>95% CI / std</th><th>n</th><th>gate: what was compared</th>"
+            "<th>metric and test</th><th>value</th><th>95% CI / std</th>"
+            "<th title='samples the value rests on; used/asked when samples were lost'>n</th>"
+            "<th>gate: what was compared</th>"
             f"<th>note</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 

@@ -188,8 +188,9 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def readme_fresh_machine_commands() -> list[list[str]]:
     """The ```bash blocks of the README's "On a fresh machine" section, then the inline command it
-    quotes after "To score two folders", each as its commands (split at ``&&``) with the install steps (``python3 -m venv``, ``pip install``) left out and ``.venv/bin/``
-    pointed at the running interpreter's environment: what a user pastes after installing."""
+    quotes after "To score two folders", each as its commands (split at ``&&``) with the install
+    steps (``python3 -m venv``, ``pip install``) left out and ``.venv/bin/`` pointed at the running
+    interpreter's environment: what a user pastes after installing."""
     import re
 
     text = README.read_text(encoding="utf-8")
