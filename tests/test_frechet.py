@@ -82,7 +82,45 @@ def test_stats_memory_is_independent_of_n(rng):
     s = FeatureStats(dim=4)
     for _ in range(50):
         s.update(rng.standard_normal((64, 4)))
-    assert s.n == 3200 and s.outer.shape == (4, 4) and s.total.shape == (4,)
+    assert s.n == 3200 and s.outer.shape == (4, 4) and s.total.shape == (4,) and s.rows is None
+
+
+def test_stats_keep_rows_while_no_more_than_dimensions(rng, tmp_path):
+    x = rng.standard_normal((12, 10))
+    s = FeatureStats(dim=10)
+    s.update(x[:4]).update(x[4:10])
+    np.testing.assert_array_equal(s.rows, x[:10])
+    merged = FeatureStats.from_features(x[:3]) + FeatureStats.from_features(x[3:7])
+    np.testing.assert_array_equal(merged.rows, x[:7])
+    assert (merged + FeatureStats.from_features(x[7:12])).rows is None  # 12 > 10: sums only
+    assert s.update(x[10:]).rows is None
+    np.testing.assert_allclose(s.outer, x.T @ x, rtol=1e-13)
+    partial = FeatureStats.from_features(x[:3])
+    np.testing.assert_allclose(partial.outer, x[:3].T @ x[:3], rtol=1e-13)  # formed early: rows stay at hand
+    partial.update(x[3:6])
+    np.testing.assert_allclose(partial.outer, x[:6].T @ x[:6], rtol=1e-13)
+    np.testing.assert_array_equal(partial.rows, x[:6])
+    kept = x[6:8].copy()
+    partial.update(kept)
+    kept[:] = 0.0  # the caller's buffer is not held
+    np.testing.assert_array_equal(partial.rows, x[:8])
+    assert load_stats(FeatureStats.from_features(x[:5]).save(tmp_path / "s.npz")).rows is None  # sums only on disk
+
+
+@pytest.mark.parametrize("n, m", [(5, 7), (2, 40)])
+def test_frechet_distance_stats_takes_the_low_rank_form_when_both_sides_kept_rows(rng, monkeypatch, n, m):
+    d = 48
+    x, y = rng.standard_normal((n, d)) * 2.0 + 1.0, rng.standard_normal((m, d)) * 0.7
+    seen = []
+    original = fr.frechet_distance
+    monkeypatch.setattr(fr, "frechet_distance", lambda *a: seen.append(1) or original(*a))
+    a, b = FeatureStats.from_features(x), FeatureStats.from_features(y)
+    low_rank = fr.frechet_distance_stats(a, b)
+    assert seen == []
+    via_covariances = fr.frechet_distance_stats(GaussianStats(a.mean, a.cov), b)
+    assert seen == [1]
+    assert low_rank == pytest.approx(_mp_frechet_from_samples(x, y), rel=1e-12)
+    assert low_rank == pytest.approx(via_covariances, rel=1e-9)
 
 
 def test_stats_errors():

@@ -1,7 +1,7 @@
 """The one factory of loaded backbones: :func:`backbone` (timm's ``create_model``, open_clip's ``create_model``).
 
 >>> import pytest_i2i
->>> bb = pytest_i2i.backbone("inception-fid", weights="random")   # doctest: +SKIP
+>>> bb = pytest_i2i.backbone("inception-fid", weights="random")
 >>> bb.calibrated
 False
 

@@ -23,7 +23,7 @@ from pytest_i2i.distributed import map_shards
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.images.imageset import load_images
 from pytest_i2i.metrics.base import backbone_fields, frontend, resolve_backbone, resolve_resize, timed
-from pytest_i2i.metrics.functional.frechet import FeatureStats, GaussianStats, frechet_distance as frechet_from_stats
+from pytest_i2i.metrics.functional.frechet import FeatureStats, GaussianStats, frechet_distance_stats
 from pytest_i2i.metrics.functional.frechet import load_stats
 from pytest_i2i.metrics.registry import DEFAULT_BATCH_SIZE
 from pytest_i2i.result import MetricResult
@@ -179,7 +179,7 @@ def frechet_distance(
                     f"{side} has {st.n} samples for {st.dim}-dimensional features: the covariance is rank-deficient "
                     f"and {name} is biased upwards and unstable; use more images (>= 10k for published comparisons)"
                 )
-        value = frechet_from_stats(s_real.mean, s_real.cov, s_fake.mean, s_fake.cov)
+        value = frechet_distance_stats(s_real, s_fake)
     if bb is not None:
         fields = backbone_fields(bb)
     else:

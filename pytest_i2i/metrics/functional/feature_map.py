@@ -3,7 +3,7 @@
 The unweighted "deep features" distance of Zhang et al. 2018 (LPIPS, eq. 1 with w_l = 1), kept
 as a map. For each tapped layer l with (h_l, w_l, C_l) features of two aligned images:
 
-    x̂ = x / max(‖x‖₂, ε) over the C_l channels at each position (ε = 1e-10, as LPIPS),
+    x̂ = x / (‖x‖₂ + ε) over the C_l channels at each position (ε = 1e-10, as LPIPS),
     d_l(i, j) = Σ_c (x̂ᵃ_ijc − x̂ᵇ_ijc)²     (= 2 − 2 cos(xᵃ_ij, xᵇ_ij) for non-zero vectors; in [0, 4]),
 
 then each map is resampled to a common grid (the finest tapped grid; bilinear,
@@ -34,20 +34,9 @@ from torch import Tensor
 
 from pytest_i2i.errors import I2IInputError
 from pytest_i2i.metrics.functional._tensors import as_float64
+from pytest_i2i.metrics.functional.perceptual import local_distance_map
 
-__all__ = ["LPIPS_EPS", "feature_map_distance_map", "layer_distance_map", "normalize_channels", "pool_distance_map"]
-
-#: LPIPS's ``normalize_tensor`` epsilon: x / (‖x‖ + ε) with a zero vector staying zero
-LPIPS_EPS = 1e-10
-
-
-def normalize_channels(x: Tensor, eps: float = LPIPS_EPS) -> Tensor:
-    """Unit-normalise the channel vector (last dimension) at each position: x / (‖x‖₂ + ε).
-
-    A zero vector stays zero (LPIPS's ``normalize_tensor``, here channels last).
-    """
-    return x / (x.norm(dim=-1, keepdim=True) + eps)
-
+__all__ = ["feature_map_distance_map", "layer_distance_map", "pool_distance_map"]
 
 def _check_pair(a: Tensor, b: Tensor, names: tuple[str, str]) -> tuple[Tensor, Tensor]:
     x, y = as_float64(a, names[0], finite=True), as_float64(b, names[1], finite=True)
@@ -62,7 +51,9 @@ def _check_pair(a: Tensor, b: Tensor, names: tuple[str, str]) -> tuple[Tensor, T
 
 
 def layer_distance_map(features_a: Tensor, features_b: Tensor) -> Tensor:
-    """One layer's distance map d(i, j) = Σ_c (x̂ᵃ_ijc − x̂ᵇ_ijc)² of unit-normalised channel vectors.
+    """One layer's distance map d(i, j) = Σ_c (x̂ᵃ_ijc − x̂ᵇ_ijc)² of unit-normalised channel vectors
+    (:func:`pytest_i2i.metrics.functional.perceptual.local_distance_map` without weights, on
+    channels-last maps).
 
     Args:
         features_a, features_b: (N, h, w, C) feature maps (channels last) of N aligned image pairs.
@@ -76,11 +67,11 @@ def layer_distance_map(features_a: Tensor, features_b: Tensor) -> Tensor:
 
     Example:
         >>> a = torch.tensor([[[[1.0, 0.0]]]])
-        >>> layer_distance_map(a, torch.tensor([[[[0.0, 2.0]]]])).tolist()
+        >>> layer_distance_map(a, torch.tensor([[[[0.0, 2.0]]]])).round(decimals=6).tolist()
         [[[2.0]]]
     """
     x, y = _check_pair(features_a, features_b, ("features_a", "features_b"))
-    return (normalize_channels(x) - normalize_channels(y)).pow(2).sum(-1)
+    return local_distance_map(x.permute(0, 3, 1, 2), y.permute(0, 3, 1, 2))
 
 
 def feature_map_distance_map(
@@ -103,7 +94,7 @@ def feature_map_distance_map(
 
     Example:
         >>> fine, coarse = torch.ones(1, 2, 2, 3), torch.ones(1, 1, 1, 5)
-        >>> feature_map_distance_map([fine, coarse], [fine, -coarse]).tolist()
+        >>> feature_map_distance_map([fine, coarse], [fine, -coarse]).round(decimals=6).tolist()
         [[[2.0, 2.0], [2.0, 2.0]]]
     """
     if len(layers_a) == 0:

@@ -51,58 +51,107 @@ from pytest_i2i.errors import I2IInputError
 STATS_FORMAT = "pytest-i2i-feature-stats/1"
 
 
-@dataclass
 class FeatureStats:
     """Streaming float64 sufficient statistics of D-dimensional features: count, Σx and Σxxᵀ.
 
     Memory is O(D²) whatever the number of samples; statistics of disjoint batches (or of
     separate processes) merge exactly by adding them (``a + b`` or :meth:`merge`).
 
-    Attributes:
+    Rows are folded into Σxxᵀ in blocks of more than D rows rather than batch by batch (one
+    pass over the D x D sum per block: the per-batch update at D = 2048 was memory-bound). Until
+    the first fold, that is while there are no more samples than dimensions (n ≤ D), the rows
+    themselves are at hand (:attr:`rows`), at most the memory of ``outer``: two such sets get the
+    exact low-rank form of the Fréchet distance (:func:`frechet_distance_stats`), O(n·m·D)
+    instead of O(D³), and Σxxᵀ is never formed.
+
+    Args:
         dim: feature dimension D.
-        n: number of feature vectors seen.
-        total: (D,) sum of the features.
-        outer: (D, D) sum of outer products.
+        n, total, outer: the sums of samples seen elsewhere (e.g. read from a file, or reduced
+            across processes); zero by default.
         meta: provenance (backbone, weights sha256, resize, feature name), saved with the stats.
+
+    Attributes:
+        dim, n, total, meta: as above; ``total`` is the (D,) sum of the features.
+        outer: (D, D) sum of outer products (formed on first access).
+        rows: (n, D) the features seen, while n ≤ D and all of them were seen by this object
+            (or merged from such objects); else ``None``.
+
+    Example:
+        >>> import numpy as np
+        >>> s = FeatureStats.from_features(np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 8.0]]))
+        >>> s.n, s.mean.tolist(), s.rows is None
+        (3, [2.0, 4.0], True)
     """
 
-    dim: int
-    n: int = 0
-    total: np.ndarray | None = None
-    outer: np.ndarray | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
+    def __init__(self, dim: int, n: int = 0, total: np.ndarray | None = None, outer: np.ndarray | None = None,
+                 meta: dict[str, Any] | None = None) -> None:
+        self.dim, self.n, self.meta = int(dim), int(n), dict(meta or {})
+        self.total = np.zeros(self.dim, dtype=np.float64) if total is None else total
+        self._outer = np.zeros((self.dim, self.dim), dtype=np.float64) if outer is None else outer
+        self._unfolded: list[np.ndarray] = []  # row blocks not yet in _outer
+        self._unfolded_n = 0
+        self._kept: list[np.ndarray] | None = [] if self.n == 0 else None  # every row block, while n <= D
 
-    def __post_init__(self) -> None:
-        if self.total is None:
-            self.total = np.zeros(self.dim, dtype=np.float64)
-        if self.outer is None:
-            self.outer = np.zeros((self.dim, self.dim), dtype=np.float64)
+    def __repr__(self) -> str:
+        return f"FeatureStats(dim={self.dim}, n={self.n}, meta={self.meta!r})"
 
     @classmethod
     def from_features(cls, features: Any, meta: dict[str, Any] | None = None) -> FeatureStats:
         x = _as_2d_float64(features)
-        stats = cls(dim=x.shape[1], meta=dict(meta or {}))
+        stats = cls(dim=x.shape[1], meta=meta)
         stats.update(x)
         return stats
 
     def update(self, features: Any) -> FeatureStats:
         """Add a batch of features, shape (B, D). Returns ``self``."""
-        x = _as_2d_float64(features)
+        x = np.array(_as_2d_float64(features), dtype=np.float64, copy=True)  # kept: never the caller's buffer
         if x.shape[1] != self.dim:
             raise I2IInputError(f"features have dimension {x.shape[1]}, statistics have {self.dim}")
         if not np.isfinite(x).all():
             raise I2IInputError("features contain NaN or Inf (the backbone produced non-finite activations)")
         self.n += x.shape[0]
         self.total += x.sum(axis=0)
-        self.outer += x.T @ x
+        self._unfolded.append(x)
+        self._unfolded_n += x.shape[0]
+        if self._kept is not None:
+            self._kept = self._kept + [x] if self.n <= self.dim else None
+        if self._unfolded_n > self.dim:
+            self._fold()
         return self
+
+    def _fold(self) -> None:
+        if self._unfolded:
+            block = np.concatenate(self._unfolded) if len(self._unfolded) > 1 else self._unfolded[0]
+            self._outer += block.T @ block
+            self._unfolded, self._unfolded_n = [], 0
+
+    @property
+    def outer(self) -> np.ndarray:
+        """(D, D) sum of outer products Σxxᵀ of every sample seen."""
+        self._fold()
+        return self._outer
+
+    @property
+    def rows(self) -> np.ndarray | None:
+        """(n, D) every feature row seen, in order, while n ≤ D; ``None`` beyond, or for sums
+        that came from elsewhere (a file, another process)."""
+        if self._kept is None:
+            return None
+        if len(self._kept) != 1:
+            self._kept = [np.concatenate(self._kept) if self._kept else np.zeros((0, self.dim))]
+        return self._kept[0]
 
     def merge(self, other: FeatureStats) -> FeatureStats:
         """A new ``FeatureStats`` holding both sets of samples."""
         if other.dim != self.dim:
             raise I2IInputError(f"cannot merge statistics of dimension {self.dim} and {other.dim}")
-        return FeatureStats(self.dim, self.n + other.n, self.total + other.total, self.outer + other.outer,
-                            dict(self.meta))
+        merged = FeatureStats(self.dim, self.n + other.n, self.total + other.total, meta=self.meta)
+        if self.rows is not None and other.rows is not None and merged.n <= self.dim:
+            merged._kept = [self.rows, other.rows]
+            merged._unfolded, merged._unfolded_n = list(merged._kept), merged.n
+        else:
+            merged._outer = self.outer + other.outer
+        return merged
 
     __add__ = merge
 
@@ -283,6 +332,20 @@ def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
                                 f"({float(np.diagonal(sig).min()):.6g} on its diagonal)")
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * _trace_sqrt_product(s1, s2))
+
+
+def frechet_distance_stats(a: FeatureStats | GaussianStats, b: FeatureStats | GaussianStats) -> float:
+    """Fréchet distance between the Gaussians of two statistics.
+
+    When both sides kept their feature rows (:class:`FeatureStats` with n ≤ D), the exact low-rank
+    form of :func:`frechet_distance_features` (O(n·m·D), no D x D factorization); otherwise
+    :func:`frechet_distance` on the means and covariances. Both forms are exact and agree to
+    round-off (tested).
+    """
+    rows_a, rows_b = getattr(a, "rows", None), getattr(b, "rows", None)
+    if rows_a is not None and rows_b is not None and min(rows_a.shape[0], rows_b.shape[0]) >= 2:
+        return frechet_distance_features(rows_a, rows_b)
+    return frechet_distance(a.mean, a.cov, b.mean, b.cov)
 
 
 # A covariance is read through its lower triangle only (numpy's row-major view), as LAPACK reads

@@ -6,7 +6,7 @@ The format is documented in ``human_judgments/README.md``.
 
 Example:
     >>> js = load_judgments("Text-Guided_IE/")  # a folder holding the ImagenHub rater TSVs  # doctest: +SKIP
-    >>> js.kind, js.criteria
+    >>> js.kind, js.criteria  # doctest: +SKIP
     ('edit-rating', ['SC', 'PQ', 'overall'])
 """
 
