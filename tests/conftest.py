@@ -85,6 +85,18 @@ def _no_network_access():
 
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _direct_gate_calls_stay_out_of_this_runs_summary():
+    """Tests call the gates directly; those verdicts are what the tests check, not rows of the
+    pytest-i2i summary of this test run. A recorder added here is the innermost one and takes
+    them; pytester runs and tests that add their own recorder still receive theirs."""
+    from pytest_i2i.gates import add_recorder
+
+    stop = add_recorder(lambda result, check: None)
+    yield
+    stop()
+
+
 @pytest.fixture(scope="session")
 def inception_weights_file(tmp_path_factory):
     """A seeded random FID Inception state_dict saved in pytorch-fid's key layout."""
