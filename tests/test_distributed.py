@@ -54,6 +54,11 @@ WORKER = textwrap.dedent("""
         res["error"] = str(e)
     with open(f"{out}/rank{rank}.json", "w") as f:
         json.dump(res, f)
+    # the end of a torch.distributed script: wait for the other rank, then tear the group down
+    # (a gloo group left to the interpreter's exit aborted ranks at random in torch 2.14)
+    import torch.distributed as dist
+    dist.barrier()
+    dist.destroy_process_group()
 """)
 
 
@@ -61,6 +66,7 @@ def _torchrun(args: list[str], cwd, timeout: int = 240) -> subprocess.CompletedP
     env = {**os.environ, "OMP_NUM_THREADS": "1", "I2I_NUM_WORKERS": "0", "I2I_PROGRESS": "0"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *args]
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    open("/tmp/torchrun_stderr.txt", "w").write(proc.stderr)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
