@@ -92,8 +92,8 @@ def init_from_env(device: Any = None) -> bool:
     nothing (returns ``False``) when not launched by ``torchrun`` with more than one process,
     and returns ``True`` when a group already exists. A group created here is destroyed when the
     process exits, if it still exists: a script that never calls ``destroy_process_group`` would
-    otherwise leave gloo's threads to the interpreter's teardown, which aborted one rank in about
-    one run out of three ("terminate called without an active exception"; tests/test_distributed.py).
+    otherwise leave gloo's threads to the interpreter's teardown, which aborted ranks at random
+    with torch 2.14 ("terminate called without an active exception"; tests/test_distributed.py).
 
     Raises:
         I2IInputError: the group cannot be created (names the backend and the rendezvous).

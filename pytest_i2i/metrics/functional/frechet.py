@@ -104,7 +104,9 @@ class FeatureStats:
 
     def update(self, features: Any) -> FeatureStats:
         """Add a batch of features, shape (B, D). Returns ``self``."""
-        x = np.array(_as_2d_float64(features), dtype=np.float64, copy=True)  # kept: never the caller's buffer
+        x = _as_2d_float64(features)
+        if x is features or not x.flags.owndata:  # rows are kept: never a view of the caller's buffer
+            x = x.copy()
         if x.shape[1] != self.dim:
             raise I2IInputError(f"features have dimension {x.shape[1]}, statistics have {self.dim}")
         if not np.isfinite(x).all():
