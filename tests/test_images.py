@@ -224,6 +224,28 @@ def test_tiny_out_of_range_float_within_tolerance_is_clipped():
     assert float(t.max()) == 1.0 and float(t.min()) == 0.0
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+def test_float_tensor_in_unit_range_equals_the_numpy_route_and_is_a_copy(dtype, layout):
+    """In-range float tensors take a one-copy path; it gives what the general (numpy) route gives, bit
+    for bit, as a contiguous float32 tensor that does not share the caller's memory (SYNTHETIC data)."""
+    from pytest_i2i.images.convert import array_to_tensor, tensor_to_tensor
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 9, 14, generator=g, dtype=dtype)
+    x[0, 0, 0], x[1, 0, 1] = 0.0, 1.0  # the bounds themselves are in range
+    if layout == "channels_last":
+        x = x[None].contiguous(memory_format=torch.channels_last)[0]
+    elif layout == "strided":
+        x = torch.rand(3, 9, 28, generator=g, dtype=dtype)[:, :, ::2]
+    got = tensor_to_tensor(x, "x")
+    want = array_to_tensor(x.permute(1, 2, 0).numpy(), "x")
+    assert got.dtype == torch.float32 and got.is_contiguous() and torch.equal(got, want)
+    assert got.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
+    x.fill_(0.5)  # the caller's tensor changes later; the image read before does not
+    assert torch.equal(got, want)
+
+
 def test_existing_imageset_is_returned_as_is(ref):
     s = load_images(ref)
     assert load_images(s) is s

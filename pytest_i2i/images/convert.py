@@ -144,6 +144,12 @@ def tensor_to_tensor(t: torch.Tensor, name: str, value_range: tuple[float, float
         )
     if t.dtype == torch.bfloat16 or t.dtype == torch.float16:
         t = t.float()
+    if t.shape[0] == 3 and t.dtype in (torch.float32, torch.float64) and tuple(value_range) == (0.0, 1.0):
+        _check_size(t.shape[1], t.shape[2], name)
+        lo, hi = torch.aminmax(t)
+        if lo >= 0 and hi <= 1:  # False for NaN: the general path below names the problem
+            # already canonical up to dtype and layout: one copy (the general path makes three)
+            return t.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
     return array_to_tensor(t.permute(1, 2, 0).numpy(), name, value_range)
 
 
