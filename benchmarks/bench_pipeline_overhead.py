@@ -29,6 +29,13 @@ crops of the photos bundled with scikit-image, the grayscale version as inputs, 
 Weights: seeded random initialisations of the exact architectures saved to files and loaded
 through the project's real loading path (uncalibrated; no download).
 
+Process settings: the pipeline's defaults. Its first CPU forward pass (in the warm-up) tunes
+malloc to reuse freed memory (:mod:`pytest_i2i.allocator`), process-wide, so the bare pass runs
+with the same allocator as the metric calls; ``I2I_REUSE_MEMORY=0`` runs everything without it
+(the "before"). Without DataLoader workers each batch's files are prepared by
+``pipeline.prep_threads()`` threads (``I2I_PREP_THREADS=1``: in the calling thread). Both are
+recorded in ``settings``, the process's peak RSS in ``machine``.
+
 Timing: one warm-up of every variant, then ``--repeats`` rounds, variants interleaved with a
 rotating order; images/s from the median pass; each pass records the cores other processes
 kept busy. ``torch.set_num_threads(--threads)`` (default 2) for everything.
@@ -287,6 +294,11 @@ def main(argv: list[str] | None = None) -> int:
     machine["other_cpu_load_cores"] = mon.other_cores
     machine["own_cpu_cores"] = mon.own_cores
     machine["loadavg_at_end"] = list(os.getloadavg())
+    import resource
+
+    from pytest_i2i import allocator, pipeline
+
+    machine["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     machine["wait_for_quiet"] = quiet
     payload = {
         "benchmark": "pipeline_overhead",
@@ -295,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                        "threads; variants interleaved, medians",
         "target": {"overhead_max": TARGET_OVERHEAD},
         "settings": {"n_per_side": n, "images_per_pass": n_img, "image_size": args.image_size, "batch_size": bs,
+                     "reuse_memory": allocator.freed_memory_kept(), "prep_threads": pipeline.prep_threads(),
                      "torch_threads": args.threads, "repeats": args.repeats, "metrics": args.metrics,
                      "weights": "seeded random init (seed 1), saved to files, loaded by path (uncalibrated)",
                      "backbones": {m: names[m] for m in args.metrics}},

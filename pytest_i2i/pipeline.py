@@ -1,8 +1,9 @@
-"""How images flow to the backbones: DataLoader workers, progress bars and GPU autocast.
+"""How images flow to the backbones: workers, threads, memory reuse, progress bars and GPU autocast.
 
 One process-wide setting, read by :meth:`pytest_i2i.images.ImageSet.iter_prepared` and
 :meth:`pytest_i2i.backbones.backbone.Backbone.__call__`. Set it with :func:`configure_pipeline`
-(or the environment: ``I2I_NUM_WORKERS``, ``I2I_PROGRESS``, ``I2I_AUTOCAST``).
+(or the environment: ``I2I_NUM_WORKERS``, ``I2I_PREP_THREADS``, ``I2I_REUSE_MEMORY``,
+``I2I_PROGRESS``, ``I2I_AUTOCAST``).
 
 * ``num_workers``: decoding, hashing, centre-cropping, resizing and normalising run in that
   many DataLoader worker processes (``fork``; 0 = in the calling process), for image files only
@@ -11,6 +12,15 @@ One process-wide setting, read by :meth:`pytest_i2i.images.ImageSet.iter_prepare
   ``min(4, CPUs - 1)``. Features are bit-identical whatever the number of workers: each image
   goes through the same functions (:class:`pytest_i2i.images.Preprocess`,
   :func:`~pytest_i2i.images.prepare.prepare_image`).
+* ``prep_threads``: without workers, the images of each batch are decoded, hashed and prepared
+  by that many threads while the calling thread waits for them (decoding, hashing and resizing
+  release the GIL), and the forward pass runs after them, so the two never compete for cores.
+  Default: the CPUs this process may use, at most 4; 1 = in the calling thread. Bit-identical
+  whatever the number (each thread prepares with one torch thread, as workers do).
+* ``reuse_memory``: before the first CPU forward pass, glibc's malloc is tuned to reuse freed
+  blocks instead of faulting in fresh pages on every pass (:mod:`pytest_i2i.allocator`; about a
+  fifth of the FID Inception's forward time on CPU). Default on; ``False`` or
+  ``I2I_REUSE_MEMORY=0`` leaves malloc as it is. Does nothing where the C library is not glibc.
 * ``progress``: a tqdm bar on stderr for work that takes over 2 s. Default: off under pytest
   (``--i2i-progress`` or ``I2I_PROGRESS=1`` turns it on), else on when stderr is a terminal.
 * ``autocast``: ``None`` (default, float32) or ``"float16"`` / ``"bfloat16"``: backbone forward
@@ -42,21 +52,28 @@ class PipelineSettings:
     num_workers: int | None = None
     progress: bool | None = None
     autocast: str | None = None
+    prep_threads: int | None = None
+    reuse_memory: bool | None = None
 
 
 SETTINGS = PipelineSettings()
 
 
 def configure_pipeline(
-    *, num_workers: int | None = None, progress: bool | None = None, autocast: str | None = None
+    *, num_workers: int | None = None, progress: bool | None = None, autocast: str | None = None,
+    prep_threads: int | None = None, reuse_memory: bool | None = None,
 ) -> PipelineSettings:
     """Set the process-wide pipeline settings (arguments left ``None`` keep their current value).
 
     Raises:
-        I2IInputError: a negative ``num_workers`` or an unknown ``autocast`` dtype.
+        I2IInputError: a negative ``num_workers``, ``prep_threads`` < 1 or an unknown ``autocast`` dtype.
     """
     if num_workers is not None:
         SETTINGS.num_workers = _check_workers(num_workers, "num_workers")
+    if prep_threads is not None:
+        SETTINGS.prep_threads = _check_threads(prep_threads, "prep_threads")
+    if reuse_memory is not None:
+        SETTINGS.reuse_memory = bool(reuse_memory)
     if progress is not None:
         SETTINGS.progress = bool(progress)
     if autocast is not None:
@@ -67,6 +84,7 @@ def configure_pipeline(
 def reset_pipeline() -> None:
     """Back to the defaults (environment, then automatic)."""
     SETTINGS.num_workers = SETTINGS.progress = SETTINGS.autocast = None
+    SETTINGS.prep_threads = SETTINGS.reuse_memory = None
 
 
 def under_pytest() -> bool:
@@ -86,10 +104,37 @@ def num_workers() -> int:
             raise I2IInputError(f"I2I_NUM_WORKERS must be an integer >= 0, got {env!r}") from None
     if under_pytest():
         return 0
-    cpus = os.cpu_count() or 1
+    cpus = usable_cpus()
     # Measured (benchmarks/bench_scale.py, workers part): on 2 cores the forward pass already
     # keeps both busy and a worker buys nothing; with more cores decoding overlaps the forward.
     return 0 if cpus <= 2 else min(4, cpus - 1)
+
+
+def prep_threads() -> int:
+    """Threads that prepare each batch's images when there are no workers (see the module docstring)."""
+    if SETTINGS.prep_threads is not None:
+        return SETTINGS.prep_threads
+    env = os.environ.get("I2I_PREP_THREADS", "").strip()
+    if env:
+        try:
+            return _check_threads(int(env), "I2I_PREP_THREADS")
+        except ValueError:
+            raise I2IInputError(f"I2I_PREP_THREADS must be an integer >= 1, got {env!r}") from None
+    return min(4, usable_cpus())
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def reuse_memory() -> bool:
+    """Whether CPU forward passes tune malloc to reuse freed memory (see the module docstring)."""
+    if SETTINGS.reuse_memory is not None:
+        return SETTINGS.reuse_memory
+    return os.environ.get("I2I_REUSE_MEMORY", "").strip().lower() not in ("0", "false", "no", "off")
 
 
 def progress_enabled() -> bool:
@@ -147,6 +192,12 @@ def autocast_note() -> str | None:
 def _check_workers(n: int, what: str) -> int:
     if n < 0:
         raise I2IInputError(f"{what} must be >= 0, got {n}")
+    return int(n)
+
+
+def _check_threads(n: int, what: str) -> int:
+    if n < 1:
+        raise I2IInputError(f"{what} must be >= 1, got {n}")
     return int(n)
 
 

@@ -16,14 +16,15 @@ from pytest_i2i.images import Preprocess, load_images  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _fresh_settings(monkeypatch):
-    for var in ("I2I_NUM_WORKERS", "I2I_PROGRESS", "I2I_AUTOCAST"):
+    for var in ("I2I_NUM_WORKERS", "I2I_PROGRESS", "I2I_AUTOCAST", "I2I_PREP_THREADS", "I2I_REUSE_MEMORY"):
         monkeypatch.delenv(var, raising=False)
     pipeline.reset_pipeline()
     yield
     pipeline.reset_pipeline()
 
 
-def _batches(images, workers, prep=None):
+def _batches(images, workers, prep=None, threads=1):
+    pipeline.configure_pipeline(prep_threads=threads)
     return [(idx, b) for idx, b in images.iter_batches(3, prep, num_workers=workers)]
 
 
@@ -32,9 +33,10 @@ def _batches(images, workers, prep=None):
                                   Preprocess((299, 299), "legacy-pytorch"), None])
 def test_batches_are_bit_identical_with_and_without_workers(photo_folders, prep):
     images = load_images(photo_folders[1], name="fake")
-    serial, parallel = _batches(images, 0, prep), _batches(images, 2, prep)
-    assert [idx for idx, _ in serial] == [idx for idx, _ in parallel] == [[0, 1, 2], [3, 4, 5], [6, 7]]
-    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(serial, parallel))
+    serial = _batches(images, 0, prep)
+    for parallel in (_batches(images, 2, prep), _batches(images, 0, prep, threads=2), _batches(images, 0, prep, 3)):
+        assert [idx for idx, _ in serial] == [idx for idx, _ in parallel] == [[0, 1, 2], [3, 4, 5], [6, 7]]
+        assert all(torch.equal(a, b) for (_, a), (_, b) in zip(serial, parallel))
 
 
 def test_pair_batches_and_notes_are_identical_with_and_without_workers(photo_folders):
@@ -42,11 +44,15 @@ def test_pair_batches_and_notes_are_identical_with_and_without_workers(photo_fol
 
     a = load_images(photo_folders[0], name="a")
     b = load_images([torch.rand(3, 40, 48)] + sorted(photo_folders[1].iterdir())[1:], name="b")
-    runs = [list(iter_pair_batches(a, b, 3, resize="legacy-pytorch", start=10, num_workers=w)) for w in (0, 2)]
-    assert [(idx, notes) for idx, _, _, notes in runs[0]] == [(idx, notes) for idx, _, _, notes in runs[1]]
+    runs = []
+    for workers, threads in ((0, 1), (2, 1), (0, 2)):
+        pipeline.configure_pipeline(prep_threads=threads)
+        runs.append(list(iter_pair_batches(a, b, 3, resize="legacy-pytorch", start=10, num_workers=workers)))
     assert runs[0][0][3] and runs[0][0][3][0].startswith("pair 10 ")
-    assert all(torch.equal(x0, x1) and torch.equal(y0, y1)
-               for (_, x0, y0, _), (_, x1, y1, _) in zip(runs[0], runs[1]))
+    for other in runs[1:]:
+        assert [(idx, notes) for idx, _, _, notes in runs[0]] == [(idx, notes) for idx, _, _, notes in other]
+        assert all(torch.equal(x0, x1) and torch.equal(y0, y1)
+                   for (_, x0, y0, _), (_, x1, y1, _) in zip(runs[0], other))
 
 
 def test_mixed_sizes_batch_the_same_with_workers():
@@ -111,11 +117,76 @@ def test_a_bad_image_in_a_worker_raises_the_same_error_naming_the_file(tmp_path,
     victim.write_bytes(b"\x89PNG truncated")
     images = load_images(tmp_path, name="real")
     errors = []
-    for workers in (0, 2):
+    for workers, threads in ((0, 1), (2, 1), (0, 2)):
         with pytest.raises(I2IInputError) as e:
-            _batches(images, workers, Preprocess((32, 32)))
+            _batches(images, workers, Preprocess((32, 32)), threads)
         errors.append(str(e.value))
-    assert victim.name in errors[0] and errors[0] == errors[1]
+    assert victim.name in errors[0] and errors[0] == errors[1] == errors[2]
+
+
+def test_prep_threads_default_to_the_usable_cpus_and_follow_the_environment(monkeypatch):
+    monkeypatch.setattr(pipeline, "usable_cpus", lambda: 2)
+    assert pipeline.prep_threads() == 2
+    monkeypatch.setattr(pipeline, "usable_cpus", lambda: 64)
+    assert pipeline.prep_threads() == 4
+    monkeypatch.setenv("I2I_PREP_THREADS", "1")
+    assert pipeline.prep_threads() == 1
+    pipeline.configure_pipeline(prep_threads=3)  # the explicit setting beats the environment
+    assert pipeline.prep_threads() == 3
+    for bad in ("0", "two"):
+        pipeline.reset_pipeline()
+        monkeypatch.setenv("I2I_PREP_THREADS", bad)
+        with pytest.raises(I2IInputError, match="I2I_PREP_THREADS"):
+            pipeline.prep_threads()
+    with pytest.raises(I2IInputError, match="prep_threads"):
+        pipeline.configure_pipeline(prep_threads=0)
+
+
+def test_each_batch_is_prepared_by_the_threads_before_the_caller_sees_its_first_image(photo_folders):
+    """The caller's work on a batch (the forward pass on all cores) never overlaps the threads."""
+    import threading
+
+    images = load_images(photo_folders[1], name="fake")
+    prepared: list[int] = []
+    real_getitem = type(images).__getitem__
+
+    def recording(self, i):
+        out = real_getitem(self, i)
+        prepared.append(i)
+        assert threading.current_thread() is not threading.main_thread()
+        return out
+
+    pipeline.configure_pipeline(prep_threads=2)
+    try:
+        type(images).__getitem__ = recording
+        seen = []
+        for item in images.iter_prepared(Preprocess((16, 16)), batch_size=3):
+            seen.append(item.index)
+            batch_start = item.index // 3 * 3
+            assert set(range(batch_start, min(batch_start + 3, len(images)))) <= set(prepared)
+            assert max(prepared) < batch_start + 3  # and nothing of the next batch yet
+    finally:
+        type(images).__getitem__ = real_getitem
+    assert seen == list(range(len(images)))
+
+
+def test_reuse_memory_setting_decides_whether_cpu_forward_passes_tune_malloc(monkeypatch, inception_weights_file):
+    from pytest_i2i import allocator
+
+    calls = []
+    monkeypatch.setattr(allocator, "keep_freed_memory", lambda: calls.append(1) or True)
+    bb = pytest_i2i.backbone("inception-fid", weights=inception_weights_file)
+    x = torch.zeros(1, 3, 299, 299)
+    pipeline.configure_pipeline(reuse_memory=False)
+    bb(x)
+    assert calls == []
+    monkeypatch.setenv("I2I_REUSE_MEMORY", "0")
+    pipeline.reset_pipeline()
+    assert pipeline.reuse_memory() is False
+    monkeypatch.setenv("I2I_REUSE_MEMORY", "1")
+    assert pipeline.reuse_memory() is True
+    bb(x)
+    assert calls == [1]
 
 
 def test_num_workers_default_is_zero_under_pytest_and_follows_the_environment(monkeypatch):
@@ -129,9 +200,9 @@ def test_num_workers_default_is_zero_under_pytest_and_follows_the_environment(mo
         pipeline.configure_pipeline(num_workers=-1)
     monkeypatch.setattr(pipeline, "under_pytest", lambda: False)
     monkeypatch.delenv("I2I_NUM_WORKERS")
-    monkeypatch.setattr(pipeline.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(pipeline, "usable_cpus", lambda: 2)
     assert pipeline.num_workers() == 0
-    monkeypatch.setattr(pipeline.os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(pipeline, "usable_cpus", lambda: 16)
     assert pipeline.num_workers() == 4
 
 

@@ -107,17 +107,22 @@ class Backbone:
 
         Runs under ``torch.inference_mode``; on CUDA the batch is copied from pinned memory
         without blocking, and the forward pass runs under ``torch.autocast`` only when
-        :func:`pytest_i2i.pipeline.configure_pipeline` asked for it (never on CPU).
+        :func:`pytest_i2i.pipeline.configure_pipeline` asked for it (never on CPU). Before the
+        first CPU pass, malloc is tuned to reuse freed memory unless the pipeline setting
+        ``reuse_memory`` is off (:mod:`pytest_i2i.allocator`).
         """
         import contextlib
 
         import torch
 
-        from pytest_i2i.pipeline import autocast_dtype
-
         from pytest_i2i.images.prepare import one_thread
+        from pytest_i2i.pipeline import autocast_dtype, reuse_memory
 
         cast = autocast_dtype(self.device)
+        if self.device.type == "cpu" and reuse_memory():
+            from pytest_i2i.allocator import keep_freed_memory
+
+            keep_freed_memory()
         with one_thread():  # copies (none for a batch from stack_prepared): a parallel region only waits
             batch = batch.to(torch.float32)
             if self.device.type == "cuda":

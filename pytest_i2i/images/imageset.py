@@ -78,7 +78,9 @@ class ImageSet(Sequence[torch.Tensor]):
         than one batch of ``batch_size``, else 0; 0 under pytest); the images are bit-identical
         whatever the number (see :func:`~pytest_i2i.images.prepare.prepare_image`). ``needed``
         then runs in the workers too, on their copy of the caller's state as it was when the
-        iteration started. A progress bar is shown for long work when
+        iteration started. Without workers, files (or any images to prepare) are handled a batch
+        at a time by :func:`pytest_i2i.pipeline.prep_threads` threads, the caller waiting for the
+        batch (see :func:`_prepared_items`). A progress bar is shown for long work when
         :func:`pytest_i2i.pipeline.progress_enabled`.
 
         Raises:
@@ -89,12 +91,11 @@ class ImageSet(Sequence[torch.Tensor]):
 
         if needed is not None and not digest:
             raise I2IInputError("iter_prepared: needed= decides by the image's sha256, so it needs digest=True")
+        files = any(isinstance(load, _FileLoader) for load in self._loaders)
         if num_workers is None:  # in-memory images decode in microseconds: workers would only add start-up time
-            files = any(isinstance(load, _FileLoader) for load in self._loaders)
             num_workers = pipeline.num_workers() if files and len(self) > batch_size else 0
         prepare = _Prepare(self, prep, digest, needed)
-        items = (_prefetched(prepare, len(self), num_workers) if num_workers > 0 and len(self) > 1
-                 else map(prepare, range(len(self))))
+        items = _prepared_items(prepare, num_workers, batch_size, files or prep is not None)
         bar = pipeline.progress_bar(len(self), self.label)
         try:
             for i, item in enumerate(items):
@@ -166,6 +167,43 @@ class _Prepare:
             return sha, None if img is None else img.numpy()
         except Exception as e:  # noqa: BLE001 - handed to the parent, which re-raises it unchanged
             return e
+
+
+def _prepared_items(prepare: _Prepare | _PreparePair, workers: int, batch_size: int, threaded: bool) -> Iterator[Any]:
+    """``prepare(0), prepare(1), ...`` in order: in ``workers`` DataLoader processes, else (when
+    ``threaded`` and :func:`pytest_i2i.pipeline.prep_threads` > 1) in threads a batch at a time,
+    else in the calling thread."""
+    from pytest_i2i import pipeline
+
+    n = len(prepare)
+    if workers > 0 and n > 1:
+        return _prefetched(prepare, n, workers)
+    threads = pipeline.prep_threads() if threaded and n > 1 else 1
+    if threads > 1:
+        return _in_threads(prepare, n, max(batch_size, threads), threads)
+    return map(prepare, range(n))
+
+
+def _in_threads(prepare: _Prepare | _PreparePair, n: int, chunk: int, threads: int) -> Iterator[Any]:
+    """``prepare(0), prepare(1), ...`` in order, ``chunk`` items at a time by ``threads`` threads (an
+    exception raised for an item is returned in its place).
+
+    The caller waits until the whole chunk is ready, so its own work on them (a forward pass on
+    all cores) never competes with the threads. Decoding, hashing and resizing release the GIL;
+    each thread prepares with one torch thread (:func:`~pytest_i2i.images.prepare.one_thread` is
+    per thread), so items are bit-identical to ``map(prepare, range(n))``.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(i: int) -> Any:
+        try:
+            return prepare(i)
+        except Exception as e:  # noqa: BLE001 - handed to the caller, which re-raises it unchanged
+            return e
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="i2i-prep") as pool:
+        for start in range(0, n, chunk):
+            yield from list(pool.map(run, range(start, min(n, start + chunk))))
 
 
 def _prefetched(prepare: _Prepare | _PreparePair, n: int, workers: int) -> Iterator[Any]:
@@ -338,12 +376,11 @@ def iter_pair_batches(
         raise I2IInputError(f"batch_size must be >= 1, got {batch_size}")
     if len(a) != len(b):
         raise I2IInputError(f"mismatched pair counts: {a.label} has {len(a)} images, {b.label} has {len(b)}")
+    files = any(isinstance(load, _FileLoader) for s in (a, b) for load in s._loaders)
     if num_workers is None:
-        files = any(isinstance(load, _FileLoader) for s in (a, b) for load in s._loaders)
         num_workers = pipeline.num_workers() if files and len(a) > batch_size else 0
     prepare = _PreparePair(a, b, resize, start)
-    items = (_prefetched(prepare, len(a), num_workers) if num_workers > 0 and len(a) > 1
-             else map(prepare, range(len(a))))
+    items = _prepared_items(prepare, num_workers, batch_size, files)
     idx: list[int] = []
     xs: list[torch.Tensor] = []
     ys: list[torch.Tensor] = []
