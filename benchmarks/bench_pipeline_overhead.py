@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     import pytest_i2i
     from pytest_i2i import cache as i2i_cache
+    from pytest_i2i.allocator import forward_pass_memory
     from pytest_i2i.metrics.frechet import compute_stats
     from pytest_i2i.metrics.functional.frechet import frechet_distance_stats
     from bench_warm_cache import make_dataset, save_random_weights
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             batches = prepared_batches(bb, [real, fake], bs)
 
             def bare(bb=bb, batches=batches) -> None:
-                with torch.inference_mode():
+                with torch.inference_mode(), forward_pass_memory():  # the allocator the pipeline's passes get
                     for x in batches:
                         bb.model(x)
 

@@ -7,17 +7,20 @@ page. For the FID Inception at batch 16 (2 threads, 299 px) that is 85-175 thous
 forward pass, about a fifth of its time, and a varying share, because the number depends on what
 else the process allocated in between.
 
-:func:`keep_freed_memory` sets two of glibc's ``mallopt`` parameters once per process:
-``M_MMAP_MAX = 0`` (large blocks come from the heap, not from their own mappings) and
+:func:`keep_freed_memory` sets glibc's ``mallopt`` parameters once per process:
 ``M_TRIM_THRESHOLD =`` :data:`TRIM_THRESHOLD` (free memory at the top of the heap is returned to
-the system only beyond that). Freed blocks are then reused: after the first few passes (while the
-heap grows until freed blocks fit the next requests) a pass faults in no fresh pages. It changes
-no value, only where blocks live. The price: the memory of the largest pass stays mapped in the
-process afterwards, as a caching allocator keeps it, and the heap holds some slack. Measured on
-``fid()`` of 32 + 32 PNG files (``inception-fid``, 2 threads, this project's 2-core machine): a
-pass took 1.95 s instead of 2.56 s at batch 16 (peak RSS 1273 MiB instead of 1260 MiB) and 2.03 s
-instead of 2.85 s at batch 32 (1740 MiB instead of 1604 MiB); the resident size then stays at
-its peak.
+the system only beyond that) and ``M_MMAP_THRESHOLD =`` :data:`MMAP_THRESHOLD`, fixed. Around each
+forward pass :func:`forward_pass_memory` sets ``M_MMAP_MAX = 0``: the activations come from the
+heap, whatever their size, and the next pass reuses them (after the first few passes, while the
+heap grows until freed blocks fit the next requests, a pass faults in no fresh pages). Between
+passes, blocks of 128 KiB or more (a batch, the kept features, the statistics' rows) get their own
+mappings, as glibc gives them at first, so long-lived data never lands in the activations' space
+and splits it: with mappings switched off all the time, the heap kept growing by fragments
+(``benchmarks/bench_scale.py --parts memory``: peak RSS 1498 MiB at N = 256 and 1805 MiB at
+N = 4096). It changes no value, only where blocks live. The memory of the largest pass stays with
+the process afterwards, as a caching allocator keeps it, and peak memory varies more from run to
+run: FID statistics of N = 256 / 4096 images peaked at 1286-1639 / 1462-1737 MiB in two runs
+with it, 1368-1419 / 1491-1546 MiB without (``benchmarks/README.md``, stop 25).
 
 :mod:`pytest_i2i.backbones.backbone` calls it before its first CPU forward pass, unless
 :func:`pytest_i2i.pipeline.configure_pipeline` (``reuse_memory=False``) or ``I2I_REUSE_MEMORY=0``
@@ -30,10 +33,18 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 #: glibc's mallopt parameter numbers (malloc.h)
 M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
 M_MMAP_MAX = -4
+#: outside forward passes, blocks of this size or more get their own mapping (glibc's starting
+#: value, kept fixed: glibc would otherwise raise it as large blocks are freed)
+MMAP_THRESHOLD = 128 << 10
+#: glibc's default limit on the number of such mappings
+MMAP_MAX_DEFAULT = 65536
 #: free memory at the heap's top kept for reuse before glibc returns it to the system
 TRIM_THRESHOLD = 1 << 30
 
@@ -62,9 +73,29 @@ def keep_freed_memory() -> bool:
         libc = _glibc()
         ok = libc is not None
         if ok:
-            ok = bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+            ok = (bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+                  and bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)))
         _state["active"] = ok
+        _state["libc"] = libc
     return _state["active"]
+
+
+@contextmanager
+def forward_pass_memory() -> Iterator[None]:
+    """Around a forward pass (after :func:`keep_freed_memory`; a no-op before it or off glibc): every
+    block comes from the heap (``M_MMAP_MAX = 0``), so the pass reuses the blocks of the one before.
+
+    Call it from the thread that runs the pass, with no other thread allocating large blocks meanwhile
+    (the pipeline prepares images before or after passes, never during them)."""
+    libc = _state.get("libc") if _state.get("active") else None
+    if libc is None:
+        yield
+        return
+    libc.mallopt(M_MMAP_MAX, 0)
+    try:
+        yield
+    finally:
+        libc.mallopt(M_MMAP_MAX, MMAP_MAX_DEFAULT)
 
 
 def freed_memory_kept() -> bool:

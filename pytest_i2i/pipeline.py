@@ -17,10 +17,10 @@ One process-wide setting, read by :meth:`pytest_i2i.images.ImageSet.iter_prepare
   release the GIL), and the forward pass runs after them, so the two never compete for cores.
   Default: the CPUs this process may use, at most 4; 1 = in the calling thread. Bit-identical
   whatever the number (each thread prepares with one torch thread, as workers do).
-* ``reuse_memory``: before the first CPU forward pass, glibc's malloc is tuned to reuse freed
-  blocks instead of faulting in fresh pages on every pass (:mod:`pytest_i2i.allocator`; about a
-  fifth of the FID Inception's forward time on CPU). Default on; ``False`` or
-  ``I2I_REUSE_MEMORY=0`` leaves malloc as it is. Does nothing where the C library is not glibc.
+* ``reuse_memory``: CPU forward passes reuse the memory of the pass before instead of faulting in
+  fresh pages (:mod:`pytest_i2i.allocator`: glibc's malloc tuned once, its mappings off during a
+  pass; page faults were about a fifth of the FID Inception's forward time on CPU). Default on;
+  ``False`` or ``I2I_REUSE_MEMORY=0`` leaves malloc as it is. Does nothing off glibc.
 * ``progress``: a tqdm bar on stderr for work that takes over 2 s. Default: off under pytest
   (``--i2i-progress`` or ``I2I_PROGRESS=1`` turns it on), else on when stderr is a terminal.
 * ``autocast``: ``None`` (default, float32) or ``"float16"`` / ``"bfloat16"``: backbone forward
@@ -69,9 +69,9 @@ def configure_pipeline(
         I2IInputError: a negative ``num_workers``, ``prep_threads`` < 1 or an unknown ``autocast`` dtype.
     """
     if num_workers is not None:
-        SETTINGS.num_workers = _check_workers(num_workers, "num_workers")
+        SETTINGS.num_workers = _check_count(num_workers, "num_workers", 0)
     if prep_threads is not None:
-        SETTINGS.prep_threads = _check_threads(prep_threads, "prep_threads")
+        SETTINGS.prep_threads = _check_count(prep_threads, "prep_threads", 1)
     if reuse_memory is not None:
         SETTINGS.reuse_memory = bool(reuse_memory)
     if progress is not None:
@@ -94,14 +94,9 @@ def under_pytest() -> bool:
 
 def num_workers() -> int:
     """DataLoader workers for decoding and resizing (see the module docstring)."""
-    if SETTINGS.num_workers is not None:
-        return SETTINGS.num_workers
-    env = os.environ.get("I2I_NUM_WORKERS", "").strip()
-    if env:
-        try:
-            return _check_workers(int(env), "I2I_NUM_WORKERS")
-        except ValueError:
-            raise I2IInputError(f"I2I_NUM_WORKERS must be an integer >= 0, got {env!r}") from None
+    chosen = _count_setting(SETTINGS.num_workers, "I2I_NUM_WORKERS", 0)
+    if chosen is not None:
+        return chosen
     if under_pytest():
         return 0
     cpus = usable_cpus()
@@ -112,15 +107,8 @@ def num_workers() -> int:
 
 def prep_threads() -> int:
     """Threads that prepare each batch's images when there are no workers (see the module docstring)."""
-    if SETTINGS.prep_threads is not None:
-        return SETTINGS.prep_threads
-    env = os.environ.get("I2I_PREP_THREADS", "").strip()
-    if env:
-        try:
-            return _check_threads(int(env), "I2I_PREP_THREADS")
-        except ValueError:
-            raise I2IInputError(f"I2I_PREP_THREADS must be an integer >= 1, got {env!r}") from None
-    return min(4, usable_cpus())
+    chosen = _count_setting(SETTINGS.prep_threads, "I2I_PREP_THREADS", 1)
+    return min(4, usable_cpus()) if chosen is None else chosen
 
 
 def usable_cpus() -> int:
@@ -189,15 +177,23 @@ def autocast_note() -> str | None:
     return None
 
 
-def _check_workers(n: int, what: str) -> int:
-    if n < 0:
-        raise I2IInputError(f"{what} must be >= 0, got {n}")
-    return int(n)
+def _count_setting(explicit: int | None, env: str, minimum: int) -> int | None:
+    """The explicit setting, else the environment variable ``env`` (an integer >= ``minimum``), else ``None``."""
+    if explicit is not None:
+        return explicit
+    raw = os.environ.get(env, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise I2IInputError(f"{env} must be an integer >= {minimum}, got {raw!r}") from None
+    return _check_count(value, env, minimum)
 
 
-def _check_threads(n: int, what: str) -> int:
-    if n < 1:
-        raise I2IInputError(f"{what} must be >= 1, got {n}")
+def _check_count(n: int, what: str, minimum: int) -> int:
+    if n < minimum:
+        raise I2IInputError(f"{what} must be an integer >= {minimum}, got {n}")
     return int(n)
 
 

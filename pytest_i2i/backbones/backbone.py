@@ -107,9 +107,10 @@ class Backbone:
 
         Runs under ``torch.inference_mode``; on CUDA the batch is copied from pinned memory
         without blocking, and the forward pass runs under ``torch.autocast`` only when
-        :func:`pytest_i2i.pipeline.configure_pipeline` asked for it (never on CPU). Before the
-        first CPU pass, malloc is tuned to reuse freed memory unless the pipeline setting
-        ``reuse_memory`` is off (:mod:`pytest_i2i.allocator`).
+        :func:`pytest_i2i.pipeline.configure_pipeline` asked for it (never on CPU). On CPU,
+        unless the pipeline setting ``reuse_memory`` is off, malloc is tuned once and the pass
+        runs inside :func:`pytest_i2i.allocator.forward_pass_memory`, so it reuses the memory of
+        the pass before instead of faulting in fresh pages.
         """
         import contextlib
 
@@ -118,11 +119,10 @@ class Backbone:
         from pytest_i2i.images.prepare import one_thread
         from pytest_i2i.pipeline import autocast_dtype, reuse_memory
 
-        cast = autocast_dtype(self.device)
-        if self.device.type == "cpu" and reuse_memory():
-            from pytest_i2i.allocator import keep_freed_memory
+        from pytest_i2i.allocator import forward_pass_memory, keep_freed_memory
 
-            keep_freed_memory()
+        cast = autocast_dtype(self.device)
+        reuse = self.device.type == "cpu" and reuse_memory() and keep_freed_memory()
         with one_thread():  # copies (none for a batch from stack_prepared): a parallel region only waits
             batch = batch.to(torch.float32)
             if self.device.type == "cuda":
@@ -132,7 +132,7 @@ class Backbone:
             if self.spec.channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)
         amp = torch.autocast("cuda", dtype=cast) if cast is not None else contextlib.nullcontext()
-        with torch.inference_mode(), amp:
+        with torch.inference_mode(), amp, forward_pass_memory() if reuse else contextlib.nullcontext():
             out = self.model(batch)
         return {k: v.float() for k, v in out.items()} if cast is not None else out
 
