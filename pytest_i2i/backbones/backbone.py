@@ -116,10 +116,9 @@ class Backbone:
 
         import torch
 
+        from pytest_i2i.allocator import forward_pass_memory, keep_freed_memory
         from pytest_i2i.images.prepare import one_thread
         from pytest_i2i.pipeline import autocast_dtype, reuse_memory
-
-        from pytest_i2i.allocator import forward_pass_memory, keep_freed_memory
 
         cast = autocast_dtype(self.device)
         reuse = self.device.type == "cpu" and reuse_memory() and keep_freed_memory()
