@@ -137,6 +137,14 @@ class Served:
         self.proc.kill()
         raise AssertionError(f"the server did not start: {''.join(seen)} {''.join(self.stderr)}")
 
+    def stderr_text(self, expected: str, timeout: float = 30.0) -> str:
+        """The stderr read so far, once it contains ``expected`` or after ``timeout`` seconds: the
+        reader thread of stderr may still be behind the stdout line that said the server is up."""
+        deadline = time.monotonic() + timeout
+        while expected not in "".join(self.stderr) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return "".join(self.stderr)
+
 
 def test_sigkill_mid_session_loses_nothing_and_duplicates_nothing(tasks_dir, tmp_path):
     tasks = load_tasks(tasks_dir)
@@ -158,7 +166,7 @@ def test_sigkill_mid_session_loses_nothing_and_duplicates_nothing(tasks_dir, tmp
     served = Served(tasks_dir, out)
     proc, port = served.proc, served.port
     try:
-        assert "cut an unfinished last line" in "".join(served.stderr)
+        assert "cut an unfinished last line" in served.stderr_text("cut an unfinished last line")
         status, data, _ = request(port, "GET", "/api/next?rater=ann")
         assert status == 200 and data["done"] == 5 and data["slot"]["task"] == schedule[5].task
         slot = schedule[2]  # a page that retries an acknowledged answer after the restart
