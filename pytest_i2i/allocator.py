@@ -35,6 +35,7 @@ import ctypes.util
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 #: glibc's mallopt parameter numbers (malloc.h)
 M_TRIM_THRESHOLD = -1
@@ -48,7 +49,7 @@ MMAP_MAX_DEFAULT = 65536
 #: free memory at the heap's top kept for reuse before glibc returns it to the system
 TRIM_THRESHOLD = 1 << 30
 
-_state: dict[str, bool] = {}
+_state: dict[str, Any] = {}  # "active": bool, "libc": the C library (or None)
 
 
 def _glibc() -> ctypes.CDLL | None:
