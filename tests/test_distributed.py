@@ -59,6 +59,13 @@ WORKER = textwrap.dedent("""
     import torch.distributed as dist
     dist.barrier()
     dist.destroy_process_group()
+    # Then leave without the interpreter's teardown: under load a rank still aborted now and then at
+    # exit ("terminate called without an active exception", torch 2.14's gloo/c10d teardown); what
+    # this test checks is the results, not torch's teardown.
+    import os
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 """)
 
 
@@ -66,7 +73,6 @@ def _torchrun(args: list[str], cwd, timeout: int = 240) -> subprocess.CompletedP
     env = {**os.environ, "OMP_NUM_THREADS": "1", "I2I_NUM_WORKERS": "0", "I2I_PROGRESS": "0"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *args]
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    open("/tmp/torchrun_stderr.txt", "w").write(proc.stderr)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
