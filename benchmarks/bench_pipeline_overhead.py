@@ -34,7 +34,8 @@ malloc to reuse freed memory (:mod:`pytest_i2i.allocator`), process-wide, so the
 with the same allocator as the metric calls; ``I2I_REUSE_MEMORY=0`` runs everything without it
 (the "before"). Without DataLoader workers each batch's files are prepared by
 ``pipeline.prep_threads()`` threads (``I2I_PREP_THREADS=1``: in the calling thread). Both are
-recorded in ``settings``, the process's peak RSS in ``machine``.
+recorded in ``settings``, the process's peak RSS in ``machine``, its minor page faults per pass in
+``results[].minor_page_faults``.
 
 Timing: one warm-up of every variant, then ``--repeats`` rounds, variants interleaved with a
 rotating order; images/s from the median pass; each pass records the cores other processes
@@ -51,6 +52,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -230,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         times: dict[str, list[float]] = {k: [] for k in variants}
         other: dict[str, list[float | None]] = {k: [] for k in variants}
         cpu: dict[str, list[float]] = {k: [] for k in variants}  # this process's CPU seconds per pass
+        faults: dict[str, list[int]] = {k: [] for k in variants}  # this process's minor page faults per pass
         fd_times: list[float] = []
         keys = list(variants)
         with C.CpuMonitor() as mon:
@@ -237,9 +240,11 @@ def main(argv: list[str] | None = None) -> int:
                 order = keys[r % len(keys):] + keys[: r % len(keys)]
                 for k in order:
                     with state(variants[k][1]) as call, C.CpuMonitor() as m:
+                        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                         t = time.perf_counter()
                         call()
                         times[k].append(time.perf_counter() - t)
+                        faults[k].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
                     other[k].append(m.other_cores)
                     cpu[k].append(m.own_cores * m.wall)
                     print(f"  round {r + 1}: {k:58s} {times[k][-1]:7.2f} s  (other load {m.other_cores or 0:.2f} "
@@ -257,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     ips = {k: n_img / C.median(v) for k, v in times.items()}
     results = [{"variant": k, "metric": variants[k][0], "images_per_pass": n_img, "median_s": C.median(v),
                 "images_per_s": ips[k], "times_s": v, "cpu_s": cpu[k], "median_cpu_s": C.median(cpu[k]),
+                "minor_page_faults": faults[k], "median_minor_page_faults": C.median(faults[k]),
                 "other_cpu_load_cores": other[k]} for k, v in times.items()]
     rows = []
     summary = []
@@ -295,8 +301,6 @@ def main(argv: list[str] | None = None) -> int:
     machine["other_cpu_load_cores"] = mon.other_cores
     machine["own_cpu_cores"] = mon.own_cores
     machine["loadavg_at_end"] = list(os.getloadavg())
-    import resource
-
     from pytest_i2i import allocator, pipeline
 
     machine["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
