@@ -170,6 +170,41 @@ def test_each_batch_is_prepared_by_the_threads_before_the_caller_sees_its_first_
     assert seen == list(range(len(images)))
 
 
+def test_pair_metrics_decode_each_chunk_in_the_prep_threads_once(photo_folders, monkeypatch):
+    """Pair metrics look at the decoded images (their sizes) before the backbone hashes and prepares
+    them: each chunk's files are decoded by the prep threads (``ImageSet.decoded``), each once, and
+    the result equals the one with every file decoded in the calling thread."""
+    import threading
+
+    from pytest_i2i.images import imageset
+
+    a = load_images(photo_folders[0], name="a")
+    b = load_images(photo_folders[1], name="b")
+    bb = pytest_i2i.backbone("dino-vits16", weights="random", seed=0)
+    decoded_by: list[str] = []
+    real_call = imageset._FileLoader.__call__
+
+    def recording(self):
+        decoded_by.append(threading.current_thread().name)
+        return real_call(self)
+
+    monkeypatch.setattr(imageset._FileLoader, "__call__", recording)
+    pipeline.configure_pipeline(prep_threads=2)
+    threaded = pytest_i2i.dino_image(a, b, backbone=bb, batch_size=3)
+    assert len(decoded_by) == len(a) + len(b)
+    assert all(name.startswith("i2i-prep") for name in decoded_by), decoded_by
+    chunk = b.decoded([4, 1])
+    assert chunk.names == [b.names[4], b.names[1]] and chunk.label == "b"
+    assert torch.equal(chunk[0], real_call(b._loaders[4])) and len(decoded_by) == len(a) + len(b) + 2
+
+    pipeline.configure_pipeline(prep_threads=1)
+    bb.memo.clear()
+    decoded_by.clear()
+    serial = pytest_i2i.dino_image(a, b, backbone=bb, batch_size=3)
+    assert set(decoded_by) == {threading.main_thread().name}
+    assert serial.per_sample == threaded.per_sample and serial.warnings == threaded.warnings
+
+
 def test_reuse_memory_setting_decides_whether_cpu_forward_passes_tune_malloc(monkeypatch, inception_weights_file):
     from pytest_i2i import allocator
 

@@ -58,6 +58,21 @@ class ImageSet(Sequence[torch.Tensor]):
     def subset(self, indices: Sequence[int]) -> ImageSet:
         return ImageSet([self.names[j] for j in indices], [self._loaders[j] for j in indices], self.label)
 
+    def decoded(self, indices: Sequence[int]) -> ImageSet:
+        """The images at ``indices`` decoded now, as an in-memory set with the same names and label.
+
+        Files are decoded by :func:`pytest_i2i.pipeline.prep_threads` threads (as
+        :meth:`iter_prepared` does, never in DataLoader workers: a chunk is too small to pay for
+        their start-up). For metrics that look at the decoded images (their sizes) before handing
+        them to a backbone, which then hashes and prepares them without decoding again.
+
+        Raises:
+            I2IInputError: an image cannot be decoded (the message names it).
+        """
+        part = self.subset(indices)
+        images = [item.image for item in part.iter_prepared(num_workers=0, batch_size=len(part))]
+        return ImageSet(part.names, [_Decoded(im) for im in images], self.label)
+
     def iter_prepared(
         self, prep: Preprocess | None = None, *, digest: bool = False,
         needed: Callable[[str, int], bool] | None = None,
@@ -242,6 +257,16 @@ def list_image_files(folder: Path, label: str) -> list[Path]:
     if not files:
         raise I2IInputError(f"{label}: folder {printable(str(folder))} contains no image files ({', '.join(IMAGE_EXTENSIONS)})")
     return files
+
+
+class _Decoded:
+    """The loader of an image decoded already (:meth:`ImageSet.decoded`)."""
+
+    def __init__(self, image: torch.Tensor):
+        self.image = image
+
+    def __call__(self) -> torch.Tensor:
+        return self.image
 
 
 class _FileLoader:

@@ -154,7 +154,8 @@ def iter_pair_features(
     h, w = bb.input_size
     for start in range(0, len(sa), batch_size):
         idx = list(range(start, min(start + batch_size, len(sa))))
-        xa, xb = [sa[i] for i in idx], [sb[i] for i in idx]
+        da, db = sa.decoded(idx), sb.decoded(idx)  # in prep threads: the backbone hashes and prepares them
+        xa, xb = [da[j] for j in range(len(idx))], [db[j] for j in range(len(idx))]
         crop = "centre-cropped to the input aspect ratio and " if bb.spec.center_crop else ""
         notes = [
             f"pair {start + i} ({sa.names[i]}, {sb.names[i]}): sizes differ ({x.shape[1]}x{x.shape[2]} vs {y.shape[1]}x{y.shape[2]}); "
@@ -162,8 +163,7 @@ def iter_pair_features(
             for i, x, y in zip(idx, xa, xb) if x.shape != y.shape
         ]
         feats = []
-        for s, imgs in ((sa, xa), (sb, xb)):
-            decoded = ImageSet([s.names[i] for i in idx], [lambda im=im: im for im in imgs], s.label)
+        for s, decoded in ((sa, da), (sb, db)):
             f = bb.features(decoded, resize=resize, batch_size=batch_size)
             for key, v in f.items():
                 bad = ~torch.isfinite(v.flatten(1)).all(1)

@@ -176,8 +176,8 @@ def layout_contrast(
 
         def contrast_chunk(idx: range, labels: list[torch.Tensor], notes: list[str]) -> torch.Tensor:
             """Patch features of images ``idx``; appends their downsampled label maps and size notes."""
-            decoded = [images[i] for i in idx]
-            chunk = ImageSet([images.names[i] for i in idx], [lambda im=im: im for im in decoded], images.label)
+            chunk = images.decoded(idx)
+            decoded = [chunk[j] for j in range(len(idx))]
             tokens = bb.features(chunk, resize=mode, batch_size=batch_size)
             if "patch_tokens" not in tokens:
                 raise I2IInputError(f"backbone {bb.name!r} gives no 'patch_tokens'; use a ViT backbone")
