@@ -36,6 +36,27 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_details() -> dict[str, Any]:
+    """What tells two CPUs with the same model name apart (cloud hosts all say "AMD EPYC"): the
+    family/model/stepping numbers and the widest vector instructions the CPU offers."""
+    fields: dict[str, Any] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip().lower()
+                if key in ("cpu family", "model", "stepping") and key not in fields:
+                    fields[key.replace(" ", "_")] = value.strip()
+                elif key == "flags":
+                    flags = set(value.split())
+                    fields["vector_isa"] = ("avx512" if "avx512f" in flags else "avx2" if "avx2" in flags
+                                            else "avx" if "avx" in flags else "sse")
+                    break
+    except OSError:
+        pass
+    return fields
+
+
 def _version(dist: str) -> str | None:
     try:
         return metadata.version(dist)
@@ -47,6 +68,7 @@ def machine_info(torch_threads: int | None = None) -> dict[str, Any]:
     """Everything needed to compare runs: CPU, cores, library versions, thread settings, date."""
     info: dict[str, Any] = {
         "cpu_model": cpu_model(),
+        "cpu": cpu_details(),
         "logical_cores": os.cpu_count(),
         "cores_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "platform": platform.platform(),
@@ -76,6 +98,10 @@ def machine_info(torch_threads: int | None = None) -> dict[str, Any]:
 def machine_short(m: dict[str, Any]) -> str:
     """One line for the Markdown table."""
     cpu = m.get("cpu_model", "?").replace("(R)", "").replace("(TM)", "").replace("  ", " ")
+    details = m.get("cpu") or {}
+    if details.get("vector_isa"):  # absent in result files written before it was recorded
+        cpu += (f" (family {details.get('cpu_family', '?')} model {details.get('model', '?')}, "
+                f"{details['vector_isa'].upper()})")
     parts = [f"{cpu}, {m.get('cores_available')} cores"]
     if m.get("torch_threads") is not None:
         parts.append(f"torch {m['versions'].get('torch')} x{m['torch_threads']} threads")

@@ -13,7 +13,12 @@ images/s of the bare forward pass of the same ``torch.nn.Module`` on already-pre
   outputs_dir, weights=<file>)`` (2N images, bootstrap CI included);
 * **bare**: ``bb.model(x)`` under ``torch.inference_mode`` on the same 2N images, decoded,
   resized and normalised beforehand exactly as the pipeline prepares them (``bb.preprocess()``,
-  channels-last where the backbone runs so), in batches of the same size.
+  channels-last where the backbone runs so), in batches of the same size;
+* **floor** (a breakdown, per metric): the same 2N files only decoded, hashed and prepared
+  (``ImageSet.iter_prepared(bb.preprocess(), digest=True)``, the pipeline's prep threads), no
+  forward pass. Its time as a share of the bare pass is what an end-to-end pass pays at least
+  while preparation and the forward pass take turns on the cores; the rest of the overhead is
+  bookkeeping, the cache and the memo.
 
 Cold state for every end-to-end pass: an empty cache folder (``pytest_i2i.cache.configure``),
 the backbone's feature memo cleared, so every image is decoded, hashed, resized, run and stored.
@@ -42,7 +47,10 @@ rotating order; images/s from the median pass; each pass records the cores other
 kept busy. ``torch.set_num_threads(--threads)`` (default 2) for everything.
 
 Target (issue 21): end-to-end images/s >= bare images/s / 1.10 (overhead <= 10%). The overhead is
-the median over rounds of (variant time / bare time − 1), both timed in the same round.
+the median over rounds of (variant time / bare time − 1), both timed in the same round. The notes
+also give the ratio of the fastest passes: on a shared host (a VM whose cores other guests load)
+a pass runs up to 30 % slower now and then, and the fastest pass of each variant is the one
+least disturbed.
 
     python benchmarks/bench_pipeline_overhead.py [--n 32] [--image-size 256] [--repeats 5] [--with-cache-off]
 """
@@ -64,6 +72,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 TARGET_OVERHEAD = 0.10
+PREP_ONLY = "decode, hash and prepare only (no forward pass)"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -171,6 +180,14 @@ def main(argv: list[str] | None = None) -> int:
                         bb.model(x)
 
             variants[f"{metric}: bare bb.model(prepared batch)"] = (metric, bare)
+
+            def prep_only(bb=bb) -> None:
+                prep = bb.preprocess()
+                for folder in (real, fake):
+                    for _ in pytest_i2i.load_images(str(folder)).iter_prepared(prep, digest=True, batch_size=bs):
+                        pass
+
+            variants[f"{metric}: {PREP_ONLY}"] = (metric, prep_only)
             if metric == "fid":
                 def fid_e2e(w=w) -> Any:
                     return pytest_i2i.fid(str(real), str(fake), weights=w, batch_size=bs)
@@ -264,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
                 "images_per_s": ips[k], "times_s": v, "cpu_s": cpu[k], "median_cpu_s": C.median(cpu[k]),
                 "minor_page_faults": faults[k], "median_minor_page_faults": C.median(faults[k]),
                 "other_cpu_load_cores": other[k]} for k, v in times.items()]
+    from pytest_i2i import allocator, pipeline
+
     rows = []
     summary = []
     for metric in args.metrics:
@@ -271,11 +290,31 @@ def main(argv: list[str] | None = None) -> int:
         for k in keys:
             if variants[k][0] != metric or k == bare_key:
                 continue
+            if k.endswith(PREP_ONLY):
+                # what an end-to-end pass cannot save while preparation and the forward pass take turns
+                shares = [t / b for t, b in zip(times[k], times[bare_key])]
+                share = C.median(shares)
+                summary.append([k, f"{ips[k]:.2f}", f"{ips[bare_key]:.2f}", f"{100 * share:.1f}% of a bare pass",
+                                f"{100 * min(shares):.1f}% .. {100 * max(shares):.1f}%", ""])
+                rows.append({
+                    "benchmark": f"pipeline floor, {PREP_ONLY} ({metric})",
+                    "ours": f"{ips[k]:.1f} img/s", "peer": f"bare {ips[bare_key]:.2f} img/s",
+                    "ratio": f"{100 * share:.1f}% of a bare pass's time",
+                    "target": "n/a (breakdown)", "met": None,
+                    "notes": (f"{n_img} PNG files at {args.image_size} px, ImageSet.iter_prepared with the backbone's "
+                              f"preprocessing and digest=True, {pipeline.prep_threads()} prep threads, median of "
+                              f"{args.repeats} per-round ratios; the part of the end-to-end overhead that only "
+                              "less decoding, hashing or resizing work can remove"),
+                })
+                continue
             # each round times the variant and the bare pass minutes apart at most: the median of the
             # per-round ratios follows the machine's drift less than the ratio of the two medians
             per_round = [t / b - 1.0 for t, b in zip(times[k], times[bare_key])]
             overhead = C.median(per_round)
             of_medians = C.median(times[k]) / C.median(times[bare_key]) - 1.0
+            # a second estimate, robust to a host whose speed drifts between passes (another VM on the
+            # same cores slows every pass it overlaps): the fastest pass of each, as timeit reports
+            of_best = min(times[k]) / min(times[bare_key]) - 1.0
             cpu_overhead = C.median(cpu[k]) / C.median(cpu[bare_key]) - 1.0
             headline = "end to end, cold cache" in k
             summary.append([k, f"{ips[k]:.2f}", f"{ips[bare_key]:.2f}", f"{100 * overhead:+.1f}%",
@@ -285,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{args.threads} torch threads, median of {args.repeats}; other load median "
                     f"{C.median([o or 0.0 for o in other[k]]):.2f} cores; process CPU-time overhead "
                     f"{100 * cpu_overhead:+.1f}%; overhead = median of the per-round ratios (per round "
-                    f"{', '.join(f'{100 * o:+.1f}%' for o in per_round)}; ratio of the medians {100 * of_medians:+.1f}%); "
+                    f"{', '.join(f'{100 * o:+.1f}%' for o in per_round)}; ratio of the medians {100 * of_medians:+.1f}%; "
+                    f"of the fastest passes {100 * of_best:+.1f}%); "
                     "random-weight backbone")
             if metric == "fid" and fd_times:
                 note += f"; Fréchet distance of the two statistics alone {C.median(fd_times):.3f} s per call"
@@ -301,8 +341,6 @@ def main(argv: list[str] | None = None) -> int:
     machine["other_cpu_load_cores"] = mon.other_cores
     machine["own_cpu_cores"] = mon.own_cores
     machine["loadavg_at_end"] = list(os.getloadavg())
-    from pytest_i2i import allocator, pipeline
-
     machine["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     machine["wait_for_quiet"] = quiet
     payload = {
