@@ -178,8 +178,8 @@ def test_pair_metrics_decode_each_chunk_in_the_prep_threads_once(photo_folders, 
 
     from pytest_i2i.images import imageset
 
-    a = load_images(photo_folders[0], name="a")
-    b = load_images(photo_folders[1], name="b")
+    a = load_images(photo_folders[0], name="a").subset(range(5))  # chunks of 3 and 2 pairs
+    b = load_images(photo_folders[1], name="b").subset(range(5))
     bb = pytest_i2i.backbone("dino-vits16", weights="random", seed=0)
     decoded_by: list[str] = []
     real_call = imageset._FileLoader.__call__

@@ -145,9 +145,10 @@ def iter_pair_features(
     ``start`` is the position of the first pair in the whole set (for shards, see
     :mod:`pytest_i2i.distributed`); notes count from it.
 
-    Each image is decoded once: its size is compared with its partner's (a note names pairs of
-    different sizes, both are resized to the backbone input size) and the decoded image goes to
-    :meth:`Backbone.features`. Non-finite features raise, naming the image.
+    Each image is decoded once, a chunk at a time by the prep threads (:meth:`ImageSet.decoded`):
+    its size is compared with its partner's (a note names pairs of different sizes, both are
+    resized to the backbone input size) and the decoded image goes to :meth:`Backbone.features`.
+    Non-finite features raise, naming the image.
     """
     if batch_size < 1:
         raise I2IInputError(f"batch_size must be >= 1, got {batch_size}")
