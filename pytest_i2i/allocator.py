@@ -5,7 +5,8 @@ above its mmap threshold (at most 32 MiB) with a fresh ``mmap`` and returns them
 ``free``, so each call touches fresh pages: the kernel faults in and zeroes them, once per 4 KiB
 page. For the FID Inception at batch 16 (2 threads, 299 px) that is about 106 thousand page faults
 per forward pass and a fifth of its time (``benchmarks/bench_pipeline_overhead.py``: 423,287 faults
-per bare pass of 4 batches and 28.8 img/s without this module, 0 faults and 37.2 img/s with it).
+per bare pass of 4 batches and 28.8 img/s without this module, 0 faults and 37.2 img/s with it;
+``benchmarks/results/history/pipeline_overhead_{before_stop25,stop25_host}.json``).
 
 :func:`keep_freed_memory` sets glibc's ``mallopt`` parameters once per process:
 ``M_TRIM_THRESHOLD =`` :data:`TRIM_THRESHOLD` (free memory at the top of the heap is returned to

@@ -156,7 +156,7 @@ def iter_pair_features(
     for start in range(0, len(sa), batch_size):
         idx = list(range(start, min(start + batch_size, len(sa))))
         da, db = sa.decoded(idx), sb.decoded(idx)  # in prep threads: the backbone hashes and prepares them
-        xa, xb = [da[j] for j in range(len(idx))], [db[j] for j in range(len(idx))]
+        xa, xb = list(da), list(db)
         crop = "centre-cropped to the input aspect ratio and " if bb.spec.center_crop else ""
         notes = [
             f"pair {start + i} ({sa.names[i]}, {sb.names[i]}): sizes differ ({x.shape[1]}x{x.shape[2]} vs {y.shape[1]}x{y.shape[2]}); "

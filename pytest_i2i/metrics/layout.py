@@ -177,7 +177,7 @@ def layout_contrast(
         def contrast_chunk(idx: range, labels: list[torch.Tensor], notes: list[str]) -> torch.Tensor:
             """Patch features of images ``idx``; appends their downsampled label maps and size notes."""
             chunk = images.decoded(idx)
-            decoded = [chunk[j] for j in range(len(idx))]
+            decoded = list(chunk)
             tokens = bb.features(chunk, resize=mode, batch_size=batch_size)
             if "patch_tokens" not in tokens:
                 raise I2IInputError(f"backbone {bb.name!r} gives no 'patch_tokens'; use a ViT backbone")
